@@ -27,8 +27,16 @@ export interface ConnectionConfig {
 
 /** AS OF SYSTEM TIME, validated. */
 export type AsOfSystemTime =
-  | { readonly kind: 'interval'; readonly text: string; /** how far back, in microseconds (> 0) */ readonly micros: bigint }
-  | { readonly kind: 'timestamp'; readonly text: string; /** ISO 8601 UTC with up to 6 fraction digits */ readonly iso: string };
+  | {
+      readonly kind: 'interval';
+      readonly text: string;
+      /** how far back, in microseconds (> 0) */ readonly micros: bigint;
+    }
+  | {
+      readonly kind: 'timestamp';
+      readonly text: string;
+      /** ISO 8601 UTC with up to 6 fraction digits */ readonly iso: string;
+    };
 
 export type Collection =
   | {

@@ -1,0 +1,339 @@
+/**
+ * Connections to the cluster: TLS as libpq's sslmode says, application_name
+ * for the DBA, raw strings for int8 and timestamps, version detection, and a
+ * reconnecting wrapper used while waiting on a job.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import type { ClusterVersion, ConnectionConfig } from './types.js';
+import type { Statement } from './sql.js';
+
+export type Row = Record<string, string | number | boolean | null | string[]>;
+
+/** What the rest of the action needs from a SQL connection; tests can provide their own. */
+export interface SqlSession {
+  query(stmt: Statement, opts?: { clientTimeoutMs?: number }): Promise<Row[]>;
+  close(): Promise<void>;
+  readonly applicationName: string;
+  /** True once the connection has failed or been closed. */
+  readonly broken: boolean;
+}
+
+export interface ConnectRequest {
+  connection: ConnectionConfig;
+  applicationName: string;
+  connectTimeoutMs: number;
+}
+
+export type Connector = (req: ConnectRequest) => Promise<SqlSession>;
+
+/** An error that carries a SQLSTATE: the server answered. */
+export interface SqlStateError extends Error {
+  code: string;
+  detail?: string;
+  hint?: string;
+}
+
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** A failure of the connection itself (reset, refused, timed out), as opposed to an answer from the server. */
+export function isConnectionError(err: unknown): boolean {
+  if (sqlState(err) !== undefined) {
+    // 57P01 admin shutdown, 08xxx connection exceptions: the server is going away.
+    const code = sqlState(err)!;
+    return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03';
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|socket hang up|not queryable|Query read timeout|Connection ended/i.test(
+    message,
+  );
+}
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
+
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK.test(host);
+}
+
+/** TLS options for node:tls following libpq's sslmode, or false for a plain connection. */
+export function tlsOptionsFor(c: ConnectionConfig): ConnectionOptions | false {
+  const withClientCert = (o: ConnectionOptions): ConnectionOptions =>
+    c.clientCert !== undefined ? { ...o, cert: c.clientCert, key: c.clientKey } : o;
+  switch (c.sslmode) {
+    case 'disable':
+      return false;
+    case 'allow':
+    case 'prefer':
+      return withClientCert({ rejectUnauthorized: false });
+    case 'require':
+      // libpq: with a root certificate, require behaves like verify-ca.
+      return c.caCert !== undefined
+        ? verifyCa(c, withClientCert)
+        : withClientCert({ rejectUnauthorized: false });
+    case 'verify-ca':
+      return verifyCa(c, withClientCert);
+    case 'verify-full':
+      return withClientCert({
+        rejectUnauthorized: true,
+        ...(c.caCert !== undefined ? { ca: c.caCert } : {}),
+        ...(isIp(c.host) ? {} : { servername: c.host }),
+      });
+  }
+}
+
+function verifyCa(c: ConnectionConfig, wrap: (o: ConnectionOptions) => ConnectionOptions): ConnectionOptions {
+  return wrap({
+    rejectUnauthorized: true,
+    ...(c.caCert !== undefined ? { ca: c.caCert } : {}),
+    checkServerIdentity: () => undefined,
+  });
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+/** The production connector: node-postgres, never pg.native. */
+export const pgConnector: Connector = async (req) => {
+  const pg = (await import('pg')).default;
+  const raw = (v: string): string => v;
+  const types = {
+    getTypeParser: (oid: number, format?: string) => {
+      // int8 job ids exceed 2^53; numerics and timestamps are parsed by us, as UTC.
+      if (oid === 20 || oid === 1700 || oid === 1114 || oid === 1184 || oid === 1186) return raw;
+      return pg.types.getTypeParser(oid, format as 'text');
+    },
+  };
+  const attempt = async (ssl: ConnectionOptions | false): Promise<SqlSession> => {
+    const c = req.connection;
+    const client = new pg.Client({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      ssl,
+      application_name: req.applicationName,
+      connectionTimeoutMillis: req.connectTimeoutMs,
+      keepAlive: true,
+      types,
+      ...(c.params.options !== undefined ? { options: c.params.options } : {}),
+    });
+    let broken = false;
+    // An unhandled 'error' event would kill the process; the next query reports it instead.
+    client.on('error', () => {
+      broken = true;
+    });
+    client.on('end', () => {
+      broken = true;
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      broken = true;
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    return {
+      applicationName: req.applicationName,
+      get broken() {
+        return broken;
+      },
+      async query(stmt, opts) {
+        try {
+          const result = await client.query({
+            text: stmt.text,
+            values: [...stmt.params],
+            ...(opts?.clientTimeoutMs !== undefined ? { query_timeout: opts.clientTimeoutMs } : {}),
+          });
+          return result.rows as Row[];
+        } catch (err) {
+          if (isConnectionError(err)) broken = true;
+          throw err;
+        }
+      },
+      async close() {
+        broken = true;
+        await client.end().catch(() => undefined);
+      },
+    };
+  };
+  const ssl = tlsOptionsFor(req.connection);
+  try {
+    return await attempt(ssl);
+  } catch (err) {
+    // allow/prefer: fall back to a plain connection when the server has no TLS.
+    const noTls = err instanceof Error && /does not support SSL/i.test(err.message);
+    if (noTls && (req.connection.sslmode === 'prefer' || req.connection.sslmode === 'allow')) {
+      return attempt(false);
+    }
+    throw err;
+  }
+};
+
+const CRDB_VERSION = /^CockroachDB \S+ v(\d+)\.(\d+)\.(\d+)\S*/;
+const POSTGRES_VERSION = /^PostgreSQL (\d+(?:\.\d+)?)/;
+
+export class NotCockroachError extends Error {}
+
+/** Parse `SELECT version()`; a server that is not CockroachDB gets an error naming what it is. */
+export function parseClusterVersion(text: string): ClusterVersion {
+  const m = CRDB_VERSION.exec(text);
+  if (m) {
+    const [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    return { full: text, major, minor, patch, tag: `v${major}.${minor}.${patch}` };
+  }
+  const pgm = POSTGRES_VERSION.exec(text);
+  const what = pgm ? `PostgreSQL ${pgm[1]}` : `"${text.slice(0, 80)}"`;
+  throw new NotCockroachError(
+    `The server at connection-string is ${what}, not CockroachDB. crdb-backup-action needs CockroachDB 22.2 or later: check the host and port in connection-string.`,
+  );
+}
+
+export function versionAtLeast(v: ClusterVersion, major: number, minor: number, patch = 0): boolean {
+  if (v.major !== major) return v.major > major;
+  if (v.minor !== minor) return v.minor > minor;
+  return v.patch >= patch;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  /** Resolves after ms, or early (without throwing) when the signal aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = setTimeout(done, Math.max(0, ms));
+      function done(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done, { once: true });
+    }),
+};
+
+export interface LinkLogger {
+  info(message: string): void;
+  warning(message: string): void;
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('aborted');
+    this.name = 'AbortedError';
+  }
+}
+
+/** Names connections `<base> c<N>`, so a DBA sees who runs the backup and a lost session can be found by name. */
+export class ApplicationNames {
+  private count = 0;
+  constructor(readonly base: string) {}
+  next(): string {
+    this.count += 1;
+    return `${this.base} c${this.count}`;
+  }
+}
+
+/**
+ * One logical connection to the cluster that reconnects with jittered
+ * backoff inside a bounded budget when the network or the node goes away.
+ */
+export class ClusterLink {
+  private current: SqlSession | undefined;
+
+  constructor(
+    private readonly connector: Connector,
+    private readonly connection: ConnectionConfig,
+    private readonly names: ApplicationNames,
+    private readonly clock: Clock,
+    private readonly log: LinkLogger,
+    private readonly opts: { connectTimeoutMs: number; random?: () => number },
+  ) {}
+
+  /** The live session, opening one (once, no retry) when there is none. */
+  async session(): Promise<SqlSession> {
+    if (this.current && !this.current.broken) return this.current;
+    this.current = await this.connector({
+      connection: this.connection,
+      applicationName: this.names.next(),
+      connectTimeoutMs: this.opts.connectTimeoutMs,
+    });
+    return this.current;
+  }
+
+  /** Forget the current session (closing it in the background), e.g. when a query on it was abandoned. */
+  abandon(): void {
+    const s = this.current;
+    this.current = undefined;
+    void s?.close();
+  }
+
+  async close(): Promise<void> {
+    const s = this.current;
+    this.current = undefined;
+    await s?.close();
+  }
+
+  /**
+   * Run fn on a live session; on a connection failure reconnect and run it
+   * again, until `budgetMs` is spent. Server errors (with a SQLSTATE) are
+   * not retried. Throws AbortedError when the signal aborts.
+   */
+  async withReconnect<T>(
+    what: string,
+    fn: (s: SqlSession) => Promise<T>,
+    o: { budgetMs: number; signal?: AbortSignal },
+  ): Promise<T> {
+    const started = this.clock.now();
+    let failures = 0;
+    let lostAt: number | undefined;
+    for (;;) {
+      if (o.signal?.aborted) throw new AbortedError();
+      try {
+        const s = await this.session();
+        const result = await fn(s);
+        if (lostAt !== undefined) {
+          const secs = ((this.clock.now() - lostAt) / 1000).toFixed(1);
+          this.log.info(`Reconnected after ${secs}s (${failures} attempt(s)); ${what} resumes.`);
+        }
+        return result;
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        this.abandon();
+        failures += 1;
+        lostAt ??= this.clock.now();
+        const spent = this.clock.now() - started;
+        if (spent >= o.budgetMs) {
+          throw new Error(
+            `lost the connection to the cluster during ${what} and could not reconnect within ${Math.round(o.budgetMs / 1000)}s: ${errorText(err)}`,
+            { cause: err },
+          );
+        }
+        const delay = Math.min(backoffMs(failures, this.opts.random ?? Math.random), o.budgetMs - spent);
+        if (failures === 1)
+          this.log.warning(
+            `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`,
+          );
+        await this.clock.sleep(delay, o.signal);
+      }
+    }
+  }
+}
+
+/** Full-jitter exponential backoff: 0.25 s doubling up to 5 s. */
+export function backoffMs(attempt: number, random: () => number): number {
+  const cap = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 10));
+  return Math.round(cap / 2 + (random() * cap) / 2);
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

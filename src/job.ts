@@ -1,0 +1,528 @@
+/**
+ * The backup job: resolve the capture time, submit (without ever creating two
+ * jobs), find jobs by collection or statement, wait for a terminal status,
+ * cancel.
+ */
+import type { ClusterLink, Clock, Connector, LinkLogger, Row, SqlSession } from './cluster.js';
+import { AbortedError, errorText, isConnectionError, sqlState } from './cluster.js';
+import type { Statement } from './sql.js';
+import {
+  backupsByAostStatement,
+  cancelJobStatement,
+  formatTimestampMicros,
+  jobByIdStatement,
+  sessionsByApplicationStatement,
+  statementTimeoutStatement,
+  unfinishedBackupsStatement,
+  whenCompleteStatement,
+} from './sql.js';
+import type { AsOfSystemTime, ConnectionConfig } from './types.js';
+
+export const TERMINAL_STATUSES = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
+/** Statuses that hold a job without progress; WHEN COMPLETE keeps waiting through them. */
+export const HELD_STATUSES = new Set(['paused', 'pause-requested']);
+
+export interface ClusterTime {
+  /** ISO 8601 UTC with the precision the cluster gave (up to microseconds). */
+  iso: string;
+  micros: bigint;
+}
+
+export interface JobRow {
+  jobId: string;
+  status: string;
+  fractionCompleted: number | null;
+  error: string | null;
+  created?: ClusterTime;
+  started?: ClusterTime;
+  finished?: ClusterTime;
+  description: string;
+}
+
+const CLUSTER_TIME =
+  /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?$/;
+
+/** Parse a TIMESTAMP (UTC by CockroachDB's convention, up to 23.1) or TIMESTAMPTZ text. */
+export function parseClusterTime(text: string | null | undefined): ClusterTime | undefined {
+  if (text == null || text === '') return undefined;
+  const m = CLUSTER_TIME.exec(text.trim());
+  if (!m) return undefined;
+  const [, date, time, frac = '', zone] = m;
+  const baseMs = Date.parse(`${date}T${time}Z`);
+  if (Number.isNaN(baseMs)) return undefined;
+  const micros6 = (frac + '000000').slice(0, 6);
+  let micros = BigInt(baseMs) * 1000n + BigInt(micros6);
+  micros -= BigInt(zoneOffsetMinutes(zone)) * 60_000_000n;
+  return { iso: microsToIso(micros, frac.length), micros };
+}
+
+function zoneOffsetMinutes(zone: string | undefined): number {
+  if (zone === undefined || zone === 'Z') return 0;
+  const sign = zone.startsWith('-') ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'));
+}
+
+/** ISO 8601 UTC; keeps 3 or 6 fraction digits as the input precision warrants. */
+export function microsToIso(micros: bigint, fractionDigits = 6): string {
+  const ts = formatTimestampMicros(micros); // YYYY-MM-DD HH:MM:SS.ffffff+00:00
+  const frac = ts.slice(20, 26);
+  const keep = fractionDigits === 0 ? '' : fractionDigits <= 3 ? `.${frac.slice(0, 3)}` : `.${frac}`;
+  return `${ts.slice(0, 10)}T${ts.slice(11, 19)}${keep}Z`;
+}
+
+export function toJobRow(row: Row): JobRow {
+  const fraction = row.fraction_completed;
+  return {
+    jobId: String(row.job_id),
+    status: String(row.status ?? ''),
+    fractionCompleted: fraction == null ? null : Number(fraction),
+    error: row.error == null || row.error === '' ? null : String(row.error),
+    created: parseClusterTime(row.created as string | null),
+    started: parseClusterTime(row.started as string | null),
+    finished: parseClusterTime(row.finished as string | null),
+    description: String(row.description ?? ''),
+  };
+}
+
+/** Seconds from creation to finish, as the cluster recorded them (`83.412`). */
+export function jobDurationSeconds(job: JobRow): string | undefined {
+  if (!job.created || !job.finished) return undefined;
+  const micros = job.finished.micros - job.created.micros;
+  return (Number(micros) / 1e6).toFixed(3);
+}
+
+export interface CaptureTime {
+  /** `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, the literal sent as AS OF SYSTEM TIME. */
+  literal: string;
+  /** The `end-time` output. */
+  iso: string;
+  micros: bigint;
+  /** The dated subdirectory a full backup at this time lands in: `/YYYY/MM/DD-HHMMSS.ss`. */
+  fullSubdir: string;
+}
+
+/**
+ * An interval is resolved against the cluster's clock and sent as an absolute
+ * timestamp: CockroachDB reads '-1m30s' as −30 s, and an absolute time makes
+ * the statement unique to this run (the key to finding a lost submission).
+ */
+export async function resolveCaptureTime(session: SqlSession, aost: AsOfSystemTime): Promise<CaptureTime> {
+  let micros: bigint;
+  if (aost.kind === 'interval') {
+    const rows = await session.query({ text: 'SELECT now() AS now', params: [] });
+    const now = parseClusterTime(String(rows[0]?.now ?? ''));
+    if (!now)
+      throw new Error(`could not read the cluster clock (SELECT now() returned ${JSON.stringify(rows[0])})`);
+    micros = now.micros - aost.micros;
+  } else {
+    const parsed = parseClusterTime(aost.iso);
+    if (!parsed) throw new Error(`internal: as-of-system-time ${aost.iso} did not parse`);
+    micros = parsed.micros;
+  }
+  return captureTimeFromMicros(micros);
+}
+
+export function captureTimeFromMicros(micros: bigint): CaptureTime {
+  const literal = formatTimestampMicros(micros);
+  return { literal, iso: microsToIso(micros), micros, fullSubdir: fullSubdirFor(literal) };
+}
+
+/** Go's `/2006/01/02-150405.00` of the end time: fraction truncated to 2 digits. */
+export function fullSubdirFor(literal: string): string {
+  const [date, time] = literal.split(' ');
+  const [y, mo, d] = date!.split('-');
+  const hms = time!.slice(0, 8).replace(/:/g, '');
+  const cs = time!.slice(9, 11);
+  return `/${y}/${mo}/${d}-${hms}.${cs}`;
+}
+
+export interface SubmitContext {
+  link: ClusterLink;
+  statement: Statement;
+  capture: CaptureTime;
+  /** The job must target this collection (checked on the description when a lost answer is looked for). */
+  matchesCollection: (description: string) => boolean;
+  clock: Clock;
+  log: LinkLogger;
+  signal?: AbortSignal;
+  /** How long to wait for a lost session to disappear from cluster_sessions. */
+  sessionGoneTimeoutMs: number;
+  reconnectBudgetMs: number;
+  maxAttempts?: number;
+}
+
+export interface Submitted {
+  jobId: string;
+  /** True when the answer was lost and the job was found by its statement. */
+  adopted: boolean;
+  attempts: number;
+}
+
+/**
+ * Submit BACKUP … WITH detached. When the answer is lost (the connection
+ * died after the statement was sent), never resubmit blindly: wait until the
+ * lost session is gone, look for the job by its unique statement, adopt it,
+ * and resubmit only when it does not exist.
+ */
+export async function submitBackup(ctx: SubmitContext): Promise<Submitted> {
+  const maxAttempts = ctx.maxAttempts ?? 3;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (ctx.signal?.aborted) throw new AbortedError();
+    const session = await ctx.link.withReconnect('connecting to submit the backup', async (s) => s, {
+      budgetMs: ctx.reconnectBudgetMs,
+      signal: ctx.signal,
+    });
+    const sentAt = ctx.clock.now();
+    try {
+      const rows = await session.query(ctx.statement);
+      const id = rows[0]?.job_id;
+      if (id == null) throw new Error('BACKUP … WITH detached returned no job_id');
+      return { jobId: String(id), adopted: false, attempts: attempt };
+    } catch (err) {
+      if (!isConnectionError(err)) throw err;
+      ctx.link.abandon();
+      ctx.log.warning(
+        `The answer to BACKUP was lost (${errorText(err)}). Looking for the job it may have created before submitting again.`,
+      );
+      await waitForSessionGone(ctx, session.applicationName);
+      const found = await findJobsByStatement(ctx);
+      if (found.length > 0) {
+        const job = found[0]!;
+        ctx.log.info(`Found job ${job.jobId} (${job.status}) created by the lost submission; adopting it.`);
+        return { jobId: job.jobId, adopted: true, attempts: attempt };
+      }
+      ctx.log.info(
+        `No job was created by the lost submission (after ${Math.round((ctx.clock.now() - sentAt) / 1000)}s); submitting again.`,
+      );
+    }
+  }
+  throw new Error(
+    `BACKUP could not be submitted after ${maxAttempts} attempts: the connection kept dropping.`,
+  );
+}
+
+async function waitForSessionGone(ctx: SubmitContext, applicationName: string): Promise<void> {
+  const deadline = ctx.clock.now() + ctx.sessionGoneTimeoutMs;
+  for (;;) {
+    const rows = await ctx.link.withReconnect(
+      'checking for the lost session',
+      (s) => s.query(sessionsByApplicationStatement(applicationName)),
+      { budgetMs: ctx.reconnectBudgetMs, signal: ctx.signal },
+    );
+    if (rows.length === 0) return;
+    if (ctx.clock.now() >= deadline) {
+      throw new Error(
+        `The session that sent BACKUP (${applicationName}) is still open after ${Math.round(ctx.sessionGoneTimeoutMs / 1000)}s; ` +
+          'not resubmitting, to avoid a second backup job. Check SHOW JOBS for a BACKUP job and run the step again.',
+      );
+    }
+    await ctx.clock.sleep(500, ctx.signal);
+    if (ctx.signal?.aborted) throw new AbortedError();
+  }
+}
+
+async function findJobsByStatement(ctx: SubmitContext): Promise<JobRow[]> {
+  // The job was created after the capture time; a minute of slack covers clock skew between nodes.
+  const since = formatTimestampMicros(ctx.capture.micros - 60_000_000n);
+  const rows = await ctx.link.withReconnect(
+    'looking for the submitted job',
+    (s) => s.query(backupsByAostStatement(ctx.capture.literal, since)),
+    { budgetMs: ctx.reconnectBudgetMs, signal: ctx.signal },
+  );
+  return rows.map(toJobRow).filter((j) => ctx.matchesCollection(j.description));
+}
+
+/** Unfinished BACKUP jobs into this exact collection (for `if-running`). */
+export async function findRunningBackups(
+  session: SqlSession,
+  matchesCollection: (description: string) => boolean,
+): Promise<JobRow[]> {
+  const rows = await session.query(unfinishedBackupsStatement());
+  return rows.map(toJobRow).filter((j) => matchesCollection(j.description));
+}
+
+export async function readJob(session: SqlSession, jobId: string): Promise<JobRow | undefined> {
+  const rows = await session.query(jobByIdStatement(jobId), { clientTimeoutMs: 30_000 });
+  return rows[0] ? toJobRow(rows[0]) : undefined;
+}
+
+export type WaitOutcome =
+  | { kind: 'terminal'; job: JobRow }
+  | { kind: 'timeout'; job: JobRow | undefined; reason: 'timeout' | 'paused-timeout' }
+  | { kind: 'aborted'; job: JobRow | undefined }
+  | { kind: 'vanished'; job: JobRow | undefined };
+
+export interface WaitContext {
+  link: ClusterLink;
+  jobId: string;
+  useWhenComplete: boolean;
+  pollIntervalMs: number;
+  timeoutMs?: number;
+  pausedTimeoutMs: number;
+  clock: Clock;
+  log: LinkLogger;
+  signal: AbortSignal;
+  /** Called with every job read, for progress lines. */
+  onRead?: (job: JobRow) => void;
+  /** Reconnect budget while waiting (a cluster restart of a minute or more must be survived). */
+  reconnectBudgetMs: number;
+  /** Longest single WHEN COMPLETE wait, so progress is read between waits. */
+  whenCompleteSliceMs?: number;
+}
+
+/**
+ * Wait until the job reaches a terminal status, the timeout or the paused
+ * timeout expires, or the run is aborted. A dropped connection is
+ * re-established and the wait resumes on the same job id.
+ */
+export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
+  const startedAt = ctx.clock.now();
+  const deadline = ctx.timeoutMs !== undefined ? startedAt + ctx.timeoutMs : Number.POSITIVE_INFINITY;
+  const slice = ctx.whenCompleteSliceMs ?? 15_000;
+  const poller = new AdaptivePoller(ctx.pollIntervalMs, startedAt);
+  let whenComplete = ctx.useWhenComplete;
+  let heldSince: number | undefined;
+  let last: JobRow | undefined;
+  const warned = new Set<string>();
+  let timeoutSet: number | undefined;
+
+  const reconnecting = <T>(what: string, fn: (s: SqlSession) => Promise<T>): Promise<T> =>
+    ctx.link.withReconnect(what, fn, {
+      budgetMs: Math.max(1000, Math.min(ctx.reconnectBudgetMs, deadline - ctx.clock.now())),
+      signal: ctx.signal,
+    });
+
+  try {
+    for (;;) {
+      if (ctx.signal.aborted) return { kind: 'aborted', job: last };
+      if (ctx.clock.now() >= deadline) return { kind: 'timeout', job: last, reason: 'timeout' };
+
+      const job = await reconnecting(`the wait for job ${ctx.jobId}`, (s) => readJob(s, ctx.jobId));
+      if (!job) return { kind: 'vanished', job: last };
+      last = job;
+      ctx.onRead?.(job);
+      poller.observe(job, ctx.clock.now());
+      if (TERMINAL_STATUSES.has(job.status)) return { kind: 'terminal', job };
+
+      warnOnceAboutState(job, warned, ctx.log);
+      if (HELD_STATUSES.has(job.status)) {
+        heldSince ??= ctx.clock.now();
+        if (ctx.clock.now() - heldSince >= ctx.pausedTimeoutMs) {
+          return { kind: 'timeout', job, reason: 'paused-timeout' };
+        }
+      } else {
+        heldSince = undefined;
+      }
+
+      const now = ctx.clock.now();
+      const pausedLeft =
+        heldSince !== undefined ? heldSince + ctx.pausedTimeoutMs - now : Number.POSITIVE_INFINITY;
+      const budget = Math.min(deadline - now, pausedLeft);
+      if (whenComplete && heldSince === undefined) {
+        const waitMs = Math.max(1000, Math.min(slice, budget));
+        const result = await waitWhenComplete(ctx, waitMs, timeoutSet, reconnecting);
+        timeoutSet = result.timeoutSet;
+        if (result.unsupported) {
+          whenComplete = false;
+          ctx.log.warning(
+            `SHOW JOB WHEN COMPLETE is not usable here (${result.unsupported}); polling instead.`,
+          );
+        }
+      } else {
+        await ctx.clock.sleep(Math.max(0, Math.min(poller.nextDelay(ctx.clock.now()), budget)), ctx.signal);
+      }
+    }
+  } catch (err) {
+    if (err instanceof AbortedError) return { kind: 'aborted', job: last };
+    throw err;
+  }
+}
+
+async function waitWhenComplete(
+  ctx: WaitContext,
+  waitMs: number,
+  timeoutSet: number | undefined,
+  reconnecting: <T>(what: string, fn: (s: SqlSession) => Promise<T>) => Promise<T>,
+): Promise<{ timeoutSet: number | undefined; unsupported?: string }> {
+  let setNow = timeoutSet;
+  try {
+    await reconnecting(`the wait for job ${ctx.jobId}`, async (s) => {
+      if (setNow !== waitMs || s !== lastSession.get(ctx)) {
+        await s.query(statementTimeoutStatement(waitMs));
+        setNow = waitMs;
+        lastSession.set(ctx, s);
+      }
+      // The query may hold the connection for waitMs: abandon it at once on abort.
+      return raceAbort(s.query(whenCompleteStatement(ctx.jobId), { clientTimeoutMs: waitMs + 15_000 }), ctx);
+    });
+    return { timeoutSet: setNow };
+  } catch (err) {
+    if (err instanceof AbortedError) throw err;
+    const code = sqlState(err);
+    if (code === '57014') return { timeoutSet: setNow };
+    if (code !== undefined) return { timeoutSet: setNow, unsupported: `${code}: ${errorText(err)}` };
+    throw err;
+  }
+}
+
+const lastSession = new WeakMap<WaitContext, SqlSession>();
+
+function raceAbort<T>(p: Promise<T>, ctx: WaitContext): Promise<T> {
+  if (ctx.signal.aborted) {
+    ctx.link.abandon();
+    return Promise.reject(new AbortedError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      ctx.link.abandon();
+      reject(new AbortedError());
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function warnOnceAboutState(job: JobRow, warned: Set<string>, log: LinkLogger): void {
+  const notable = ['paused', 'pause-requested', 'reverting', 'cancel-requested'];
+  if (!notable.includes(job.status) || warned.has(job.status)) return;
+  warned.add(job.status);
+  const why = job.status.startsWith('pause')
+    ? 'someone paused it; it counts toward timeout and paused-timeout'
+    : 'it is being rolled back';
+  log.warning(`Backup job ${job.jobId} is ${job.status}: ${why}.`);
+}
+
+/**
+ * Polling schedule for clusters without a usable WHEN COMPLETE: a few quick
+ * reads at first (short jobs end fast), then the poll interval, and a read
+ * aimed at the end predicted from the fraction_completed rate.
+ */
+export class AdaptivePoller {
+  private reads = 0;
+  private firstSample: { at: number; fraction: number } | undefined;
+  private lastChange: { at: number; fraction: number } | undefined;
+
+  constructor(
+    private readonly maxIntervalMs: number,
+    private readonly startedAt: number,
+  ) {}
+
+  observe(job: JobRow, at: number): void {
+    this.reads += 1;
+    const f = job.fractionCompleted ?? 0;
+    if (this.firstSample === undefined) this.firstSample = { at, fraction: f };
+    if (this.lastChange === undefined || f > this.lastChange.fraction) this.lastChange = { at, fraction: f };
+  }
+
+  /** Milliseconds from `now` until the predicted end, or undefined when nothing is known. */
+  predictedRemainingMs(now: number): number | undefined {
+    const a = this.firstSample;
+    const b = this.lastChange;
+    if (!a || !b || b.fraction <= a.fraction || b.at <= a.at) return undefined;
+    const rate = (b.fraction - a.fraction) / (b.at - a.at);
+    return Math.max(0, (1 - b.fraction) / rate - (now - b.at));
+  }
+
+  nextDelay(now: number): number {
+    const early = [500, 1000, 2000][this.reads - 1];
+    let delay = Math.min(this.maxIntervalMs, early ?? this.maxIntervalMs);
+    const remaining = this.predictedRemainingMs(now);
+    if (remaining !== undefined && remaining + 250 < delay) delay = Math.max(250, remaining + 250);
+    void this.startedAt;
+    return delay;
+  }
+}
+
+export type CancelResult =
+  | { kind: 'requested' }
+  | { kind: 'already-finished'; status: string }
+  | { kind: 'refused'; message: string }
+  | { kind: 'failed'; message: string };
+
+/** CANCEL JOB on the given session, bounded by a short statement timeout. */
+export async function cancelJob(
+  session: SqlSession,
+  jobId: string,
+  timeoutMs: number,
+): Promise<CancelResult> {
+  try {
+    await session.query(statementTimeoutStatement(timeoutMs), { clientTimeoutMs: timeoutMs + 1000 });
+    await session.query(cancelJobStatement(jobId), { clientTimeoutMs: timeoutMs + 1000 });
+    return { kind: 'requested' };
+  } catch (err) {
+    const message = errorText(err);
+    if (sqlState(err) === '42501') return { kind: 'refused', message };
+    const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(message);
+    if (m) return { kind: 'already-finished', status: m[1]! };
+    return { kind: 'failed', message };
+  }
+}
+
+export interface CancelRequest {
+  connector: Connector;
+  jobId: string;
+  /** The step's own connection, then (when given) the grant connection for a refusal. */
+  connections: readonly ConnectionConfig[];
+  applicationName: () => string;
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  log: (message: string) => void;
+  describe: (err: unknown) => string;
+}
+
+/**
+ * Cancel on a fresh connection (the waiting one may be busy in WHEN
+ * COMPLETE); when refused for lack of privilege, try the next connection.
+ */
+export async function cancelWithFallback(r: CancelRequest): Promise<CancelResult> {
+  let result: CancelResult = { kind: 'failed', message: 'no connection to cancel with' };
+  for (const [i, connection] of r.connections.entries()) {
+    if (i > 0) r.log(`CANCEL JOB ${r.jobId} was refused; retrying on grant-connection-string.`);
+    result = await cancelOnce(r, connection);
+    if (result.kind !== 'refused') return result;
+  }
+  return result;
+}
+
+async function cancelOnce(r: CancelRequest, connection: ConnectionConfig): Promise<CancelResult> {
+  let session: SqlSession | undefined;
+  try {
+    session = await r.connector({
+      connection,
+      applicationName: r.applicationName(),
+      connectTimeoutMs: r.connectTimeoutMs,
+    });
+    return await cancelJob(session, r.jobId, r.timeoutMs);
+  } catch (err) {
+    return { kind: 'failed', message: r.describe(err) };
+  } finally {
+    void session?.close();
+  }
+}
+
+export function cancelResultText(result: CancelResult, jobId: string, why: string, user: string): string {
+  switch (result.kind) {
+    case 'requested':
+      return `CANCEL JOB ${jobId} sent (${why}); the cluster rolls the job back.`;
+    case 'already-finished':
+      return `Job ${jobId} had already ended (${result.status}); nothing to cancel.`;
+    case 'refused':
+      return (
+        `Job ${jobId} is STILL RUNNING: ${user} may not cancel it (${result.message}). ` +
+        `Grant CONTROLJOB (GRANT SYSTEM CONTROLJOB TO ${user}; on 22.2 and 23.1 before 23.1.12: ALTER ROLE ${user} WITH CONTROLJOB), ` +
+        `set grant-connection-string to an admin connection, or cancel it as an admin: CANCEL JOB ${jobId};`
+      );
+    case 'failed':
+      return `Job ${jobId} may still be running: CANCEL JOB failed (${result.message}). Cancel it by hand: CANCEL JOB ${jobId};`;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Statement builders. Nothing from an input reaches SQL text unless it has
+ * been validated by inputs.ts and is quoted here; URIs, passphrases and KMS
+ * URIs only ever travel as bind parameters.
+ */
+
+export interface Statement {
+  readonly text: string;
+  readonly params: readonly string[];
+}
+
+/** Double-quote an identifier, doubling embedded quotes (SQL standard). */
+export function quoteIdent(name: string): string {
+  if (name.length === 0 || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new Error(`refusing to quote an empty identifier or one with control characters`);
+  }
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+const TIMESTAMP_LITERAL = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00:00$/;
+
+/** A validated absolute AS OF SYSTEM TIME literal, e.g. `'2026-11-24 11:40:45.123456+00:00'`. */
+export function aostLiteral(utc: string): string {
+  if (!TIMESTAMP_LITERAL.test(utc)) {
+    throw new Error(`internal: AS OF SYSTEM TIME literal ${JSON.stringify(utc)} is not a UTC timestamp`);
+  }
+  return `'${utc}'`;
+}
+
+/** Microseconds since the epoch → `YYYY-MM-DD HH:MM:SS.ffffff+00:00`. */
+export function formatTimestampMicros(micros: bigint): string {
+  const millis = Number(micros / 1000n);
+  const fraction = (((micros % 1_000_000n) + 1_000_000n) % 1_000_000n).toString().padStart(6, '0');
+  const iso = new Date(millis).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${fraction}+00:00`;
+}
+
+/** `YYYY-MM-DD HH:MM:SS.ffffff+00:00` → ISO 8601 `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
+export function timestampToIso(ts: string): string {
+  return ts.replace(' ', 'T').replace(/\+00:00$/, 'Z');
+}
+
+export interface BackupStatementOptions {
+  databases: readonly string[];
+  /** Absolute UTC timestamp `YYYY-MM-DD HH:MM:SS.ffffff+00:00`. */
+  asOf: string;
+  /** Incremental onto this full backup subdirectory (bound as a parameter). */
+  appendTo?: string;
+  revisionHistory: boolean;
+  encryptionPassphrase?: string;
+  kmsUri?: string;
+}
+
+/** `BACKUP [DATABASE …] INTO $1 | INTO $2 IN $1 AS OF SYSTEM TIME '…' WITH detached[, …]`. */
+export function backupStatement(uri: string, o: BackupStatementOptions): Statement {
+  const params: string[] = [uri];
+  const bind = (value: string): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const targets = o.databases.length > 0 ? `DATABASE ${o.databases.map(quoteIdent).join(', ')} ` : '';
+  const into = o.appendTo !== undefined ? `INTO ${bind(o.appendTo)} IN $1` : 'INTO $1';
+  const options = ['detached'];
+  if (o.revisionHistory) options.push('revision_history');
+  if (o.encryptionPassphrase !== undefined)
+    options.push(`encryption_passphrase = ${bind(o.encryptionPassphrase)}`);
+  if (o.kmsUri !== undefined) options.push(`kms = ${bind(o.kmsUri)}`);
+  return {
+    text: `BACKUP ${targets}${into} AS OF SYSTEM TIME ${aostLiteral(o.asOf)} WITH ${options.join(', ')}`,
+    params,
+  };
+}
+
+const JOB_COLUMNS =
+  'job_id, status, fraction_completed, error, created, started, finished, modified, description';
+
+/** One job by id, with full-precision times (SHOW JOB truncates them to seconds from 24.1). */
+export function jobByIdStatement(jobId: string): Statement {
+  return {
+    text: `SELECT ${JOB_COLUMNS} FROM crdb_internal.jobs WHERE job_id = $1`,
+    params: [checkJobId(jobId)],
+  };
+}
+
+export function whenCompleteStatement(jobId: string): Statement {
+  return { text: 'SHOW JOB WHEN COMPLETE $1', params: [checkJobId(jobId)] };
+}
+
+/** BACKUP jobs that have not finished yet (any user's, as far as this user may see them). */
+export function unfinishedBackupsStatement(): Statement {
+  return {
+    text:
+      `SELECT ${JOB_COLUMNS} FROM crdb_internal.jobs WHERE job_type = 'BACKUP' AND status IN ` +
+      `('pending', 'running', 'paused', 'pause-requested', 'cancel-requested', 'reverting', 'retry-running', 'retry-reverting')`,
+    params: [],
+  };
+}
+
+/** BACKUP jobs created after `since` whose description holds this exact AS OF SYSTEM TIME literal. */
+export function backupsByAostStatement(asOf: string, sinceUtc: string): Statement {
+  return {
+    text:
+      `SELECT ${JOB_COLUMNS} FROM crdb_internal.jobs WHERE job_type = 'BACKUP' AND created > $1 ` +
+      `AND description LIKE $2`,
+    params: [sinceUtc, `%AS OF SYSTEM TIME ${aostLiteral(asOf)}%`],
+  };
+}
+
+export function sessionsByApplicationStatement(applicationName: string): Statement {
+  return {
+    text: 'SELECT session_id, application_name FROM crdb_internal.cluster_sessions WHERE application_name = $1',
+    params: [applicationName],
+  };
+}
+
+export function cancelJobStatement(jobId: string): Statement {
+  return { text: 'CANCEL JOB $1', params: [checkJobId(jobId)] };
+}
+
+export function showBackupsStatement(uri: string): Statement {
+  return { text: 'SHOW BACKUPS IN $1', params: [uri] };
+}
+
+export function showBackupStatement(
+  uri: string,
+  subdir: string,
+  opts: { checkFiles: boolean; encryptionPassphrase?: string; kmsUri?: string },
+): Statement {
+  const params = [subdir, uri];
+  const options: string[] = [];
+  if (opts.checkFiles) options.push('check_files');
+  if (opts.encryptionPassphrase !== undefined) {
+    params.push(opts.encryptionPassphrase);
+    options.push(`encryption_passphrase = $${params.length}`);
+  }
+  if (opts.kmsUri !== undefined) {
+    params.push(opts.kmsUri);
+    options.push(`kms = $${params.length}`);
+  }
+  const withClause = options.length > 0 ? ` WITH ${options.join(', ')}` : '';
+  return { text: `SHOW BACKUP FROM $1 IN $2${withClause}`, params };
+}
+
+/** statement_timeout in milliseconds, an integer: no input reaches this text. */
+export function statementTimeoutStatement(ms: number): Statement {
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new Error(`internal: bad statement timeout ${ms}`);
+  return { text: `SET statement_timeout = ${ms}`, params: [] };
+}
+
+export function grantStatements(
+  role: string,
+  need: {
+    databases: readonly string[];
+    implicitAccess: boolean;
+    controlJob: 'none' | 'role-option' | 'system';
+  },
+): Statement[] {
+  const grantee = quoteIdent(role);
+  const out: Statement[] = [];
+  if (need.databases.length === 0) {
+    out.push({ text: `GRANT SYSTEM BACKUP TO ${grantee}`, params: [] });
+  } else {
+    out.push({
+      text: `GRANT BACKUP ON DATABASE ${need.databases.map(quoteIdent).join(', ')} TO ${grantee}`,
+      params: [],
+    });
+  }
+  if (need.implicitAccess)
+    out.push({ text: `GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${grantee}`, params: [] });
+  if (need.controlJob === 'system') out.push({ text: `GRANT SYSTEM CONTROLJOB TO ${grantee}`, params: [] });
+  if (need.controlJob === 'role-option')
+    out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
+  return out;
+}
+
+function checkJobId(jobId: string): string {
+  if (!/^\d{1,20}$/.test(jobId))
+    throw new Error(`internal: job id ${JSON.stringify(jobId)} is not an integer`);
+  return jobId;
+}

@@ -1,0 +1,55 @@
+/** In-process fakes for unit tests: a virtual clock and a scripted SQL session. */
+import type { Clock, ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
+import type { Statement } from '../../src/sql.js';
+
+/** Virtual time: sleep() advances the clock at once, so waits cost nothing. */
+export class VirtualClock implements Clock {
+  constructor(public t = Date.parse('2026-11-24T11:40:00Z')) {}
+  now(): number {
+    return this.t;
+  }
+  async sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
+    this.t += Math.max(0, ms);
+  }
+}
+
+export type Responder = (stmt: Statement, session: FakeSession) => Row[] | Promise<Row[]>;
+
+export class FakeSession implements SqlSession {
+  broken = false;
+  readonly log: Statement[] = [];
+  constructor(
+    readonly applicationName: string,
+    private readonly respond: Responder,
+  ) {}
+  async query(stmt: Statement): Promise<Row[]> {
+    if (this.broken) throw new Error('Connection terminated');
+    this.log.push(stmt);
+    return this.respond(stmt, this);
+  }
+  async close(): Promise<void> {
+    this.broken = true;
+  }
+}
+
+/** A connector whose sessions answer through one responder; records every connect. */
+export function fakeConnector(
+  respond: Responder,
+): Connector & { requests: ConnectRequest[]; sessions: FakeSession[] } {
+  const requests: ConnectRequest[] = [];
+  const sessions: FakeSession[] = [];
+  const connector = (async (req: ConnectRequest) => {
+    requests.push(req);
+    const s = new FakeSession(req.applicationName, respond);
+    sessions.push(s);
+    return s;
+  }) as Connector & { requests: ConnectRequest[]; sessions: FakeSession[] };
+  connector.requests = requests;
+  connector.sessions = sessions;
+  return connector;
+}
+
+export function sqlError(code: string, message: string): Error & { code: string } {
+  return Object.assign(new Error(message), { code });
+}

@@ -1,0 +1,379 @@
+import { describe, expect, it } from 'vitest';
+import { ApplicationNames, ClusterLink } from '../../src/cluster.js';
+import type { JobRow } from '../../src/job.js';
+import {
+  AdaptivePoller,
+  captureTimeFromMicros,
+  fullSubdirFor,
+  jobDurationSeconds,
+  parseClusterTime,
+  submitBackup,
+  toJobRow,
+  waitForJob,
+} from '../../src/job.js';
+import type { Row } from '../../src/cluster.js';
+import { fakeConnector, sqlError, VirtualClock } from '../support/fakes.js';
+import { backupStatement } from '../../src/sql.js';
+
+const quiet = { info: () => undefined, warning: () => undefined };
+
+describe('parseClusterTime', () => {
+  it('reads TIMESTAMP as UTC and keeps microseconds', () => {
+    const t = parseClusterTime('2026-11-24 11:40:45.123456');
+    expect(t?.iso).toBe('2026-11-24T11:40:45.123456Z');
+    expect(t?.micros).toBe(BigInt(Date.parse('2026-11-24T11:40:45Z')) * 1000n + 123456n);
+  });
+  it('applies TIMESTAMPTZ offsets', () => {
+    expect(parseClusterTime('2026-11-24 13:40:45+02')?.iso).toBe('2026-11-24T11:40:45Z');
+    expect(parseClusterTime('2026-11-24 11:40:45.5-01:30')?.iso).toBe('2026-11-24T13:10:45.500Z');
+  });
+  it('rejects garbage and empty values', () => {
+    expect(parseClusterTime('yesterday')).toBeUndefined();
+    expect(parseClusterTime(null)).toBeUndefined();
+  });
+});
+
+describe('capture time and subdirectory', () => {
+  it('truncates to two fraction digits like Go /2006/01/02-150405.00', () => {
+    expect(fullSubdirFor('2026-11-24 11:40:45.129999+00:00')).toBe('/2026/11/24-114045.12');
+    const c = captureTimeFromMicros(BigInt(Date.parse('2026-01-02T03:04:05Z')) * 1000n + 670000n);
+    expect(c.literal).toBe('2026-01-02 03:04:05.670000+00:00');
+    expect(c.fullSubdir).toBe('/2026/01/02-030405.67');
+    expect(c.iso).toBe('2026-01-02T03:04:05.670000Z');
+  });
+});
+
+describe('toJobRow', () => {
+  it('keeps int8 job ids exact and computes the duration from the cluster times', () => {
+    const row: Row = {
+      job_id: '1012345678901234567',
+      status: 'succeeded',
+      fraction_completed: 1,
+      error: '',
+      created: '2026-11-24 11:40:45.000000',
+      started: '2026-11-24 11:40:46.000000',
+      finished: '2026-11-24 11:42:08.412000',
+      description: 'BACKUP INTO …',
+    };
+    const job = toJobRow(row);
+    expect(job.jobId).toBe('1012345678901234567');
+    expect(job.error).toBeNull();
+    expect(jobDurationSeconds(job)).toBe('83.412');
+  });
+});
+
+function job(status: string, fraction = 0.5, extra: Partial<Row> = {}): Row {
+  return {
+    job_id: '900000000000000001',
+    status,
+    fraction_completed: fraction,
+    error: null,
+    created: '2026-11-24 11:40:45.000000',
+    started: null,
+    finished: status === 'succeeded' || status === 'failed' ? '2026-11-24 11:41:00.000000' : null,
+    description: 'BACKUP INTO',
+    ...extra,
+  };
+}
+
+function linkFor(respond: Parameters<typeof fakeConnector>[0], clock = new VirtualClock()) {
+  const connector = fakeConnector(respond);
+  const link = new ClusterLink(connector, {} as never, new ApplicationNames('test'), clock, quiet, {
+    connectTimeoutMs: 1000,
+    random: () => 0.5,
+  });
+  return { connector, link, clock };
+}
+
+describe('waitForJob', () => {
+  it('polls until a terminal status and returns the final row', async () => {
+    const statuses = ['running', 'running', 'running', 'succeeded'];
+    const { link, clock, connector } = linkFor(() => [job(statuses.shift() ?? 'succeeded', 1)]);
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: false,
+      pollIntervalMs: 5000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('terminal');
+    expect((out as { job: JobRow }).job.status).toBe('succeeded');
+    expect(connector.sessions[0]!.log.every((s) => s.text.includes('crdb_internal.jobs'))).toBe(true);
+    expect(connector.sessions[0]!.log).toHaveLength(4);
+  });
+
+  it('uses SHOW JOB WHEN COMPLETE bounded by statement_timeout and survives 57014', async () => {
+    let reads = 0;
+    const { link, clock, connector } = linkFor((stmt) => {
+      if (stmt.text.startsWith('SET statement_timeout')) return [];
+      if (stmt.text.startsWith('SHOW JOB WHEN COMPLETE')) {
+        clock.t += 15_000;
+        throw sqlError('57014', 'query execution canceled due to statement timeout');
+      }
+      reads++;
+      return [job(reads >= 3 ? 'succeeded' : 'running', 1)];
+    });
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: true,
+      pollIntervalMs: 5000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('terminal');
+    const texts = connector.sessions[0]!.log.map((s) => s.text);
+    expect(texts.filter((t) => t.startsWith('SHOW JOB WHEN COMPLETE'))).toHaveLength(2);
+    // The timeout is set once, not before every wait.
+    expect(texts.filter((t) => t === 'SET statement_timeout = 15000')).toHaveLength(1);
+  });
+
+  it('falls back to polling when WHEN COMPLETE is refused', async () => {
+    let reads = 0;
+    const warnings: string[] = [];
+    const { link, clock } = linkFor((stmt) => {
+      if (stmt.text.startsWith('SET')) return [];
+      if (stmt.text.startsWith('SHOW JOB WHEN COMPLETE')) throw sqlError('42601', 'syntax error');
+      return [job(++reads >= 4 ? 'succeeded' : 'running', 1)];
+    });
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: true,
+      pollIntervalMs: 2000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: { info: () => undefined, warning: (m) => warnings.push(m) },
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('terminal');
+    expect(warnings.some((w) => w.includes('polling instead'))).toBe(true);
+  });
+
+  it('times out with the timeout input', async () => {
+    const { link, clock } = linkFor(() => [job('running', 0.1)]);
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: false,
+      pollIntervalMs: 5000,
+      timeoutMs: 60_000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out).toMatchObject({ kind: 'timeout', reason: 'timeout' });
+    expect(clock.now() - Date.parse('2026-11-24T11:40:00Z')).toBeGreaterThanOrEqual(60_000);
+  });
+
+  it('fails a job that stays paused past paused-timeout, warning once', async () => {
+    const warnings: string[] = [];
+    const { link, clock } = linkFor(() => [job('paused', 0.4)]);
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: true,
+      pollIntervalMs: 5000,
+      pausedTimeoutMs: 30_000,
+      clock,
+      log: { info: () => undefined, warning: (m) => warnings.push(m) },
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out).toMatchObject({ kind: 'timeout', reason: 'paused-timeout' });
+    expect(warnings.filter((w) => w.includes('paused'))).toHaveLength(1);
+  });
+
+  it('reports a job that is no longer returned as vanished', async () => {
+    let n = 0;
+    const { link, clock } = linkFor(() => (++n > 2 ? [] : [job('running')]));
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: false,
+      pollIntervalMs: 1000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('vanished');
+  });
+
+  it('reconnects after a dropped connection and resumes on the same job id', async () => {
+    let n = 0;
+    const { link, clock, connector } = linkFor((stmt, session) => {
+      n++;
+      if (n === 2) {
+        session.broken = true;
+        throw new Error('Connection terminated unexpectedly');
+      }
+      expect(stmt.params).toEqual(['900000000000000001']);
+      return [job(n >= 4 ? 'succeeded' : 'running', 1)];
+    });
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: false,
+      pollIntervalMs: 1000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: new AbortController().signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('terminal');
+    expect(connector.requests.length).toBe(2);
+    expect(connector.requests[1]!.applicationName).toBe('test c2');
+  });
+
+  it('returns aborted at once when the signal fires', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const { link, clock } = linkFor(() => [job('running')]);
+    const out = await waitForJob({
+      link,
+      jobId: '900000000000000001',
+      useWhenComplete: true,
+      pollIntervalMs: 1000,
+      pausedTimeoutMs: 600_000,
+      clock,
+      log: quiet,
+      signal: controller.signal,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out.kind).toBe('aborted');
+  });
+});
+
+describe('AdaptivePoller', () => {
+  it('reads early then at the poll interval, and aims at the predicted end', () => {
+    const p = new AdaptivePoller(5000, 0);
+    const row = (f: number): JobRow => ({
+      jobId: '1',
+      status: 'running',
+      fractionCompleted: f,
+      error: null,
+      description: '',
+    });
+    p.observe(row(0), 0);
+    expect(p.nextDelay(0)).toBe(500);
+    p.observe(row(0), 500);
+    expect(p.nextDelay(500)).toBe(1000);
+    p.observe(row(0.5), 20_000);
+    p.observe(row(0.9), 36_000);
+    // 0.9 in 36 s → the remaining 0.1 takes 4 s: read just after it.
+    expect(p.predictedRemainingMs(36_000)).toBeCloseTo(4000, -2);
+    expect(p.nextDelay(36_000)).toBeLessThan(5000);
+  });
+});
+
+describe('submitBackup', () => {
+  const capture = captureTimeFromMicros(BigInt(Date.parse('2026-11-24T11:40:35Z')) * 1000n);
+  const stmt = backupStatement('s3://b/p?AWS_SECRET_ACCESS_KEY=x', {
+    databases: [],
+    asOf: capture.literal,
+    revisionHistory: true,
+  });
+  const matches = (d: string) => d.includes("IN 's3://b/p");
+
+  it('returns the job id of a normal submission', async () => {
+    const { link, clock } = linkFor(() => [{ job_id: '1012345678901234567' }]);
+    const out = await submitBackup({
+      link,
+      statement: stmt,
+      capture,
+      matchesCollection: matches,
+      clock,
+      log: quiet,
+      sessionGoneTimeoutMs: 10_000,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out).toEqual({ jobId: '1012345678901234567', adopted: false, attempts: 1 });
+  });
+
+  it('adopts the job of a lost answer after the lost session is gone, and never resubmits', async () => {
+    let backups = 0;
+    let sessionChecks = 0;
+    const { link, clock } = linkFor((s, session) => {
+      if (s.text.startsWith('BACKUP')) {
+        backups++;
+        session.broken = true;
+        throw new Error('Connection terminated unexpectedly');
+      }
+      if (s.text.includes('cluster_sessions')) {
+        expect(s.params).toEqual(['test c1']);
+        return ++sessionChecks < 3 ? [{ session_id: 'x', application_name: 'test c1' }] : [];
+      }
+      expect(s.params[1]).toBe(`%AS OF SYSTEM TIME '${capture.literal}'%`);
+      return [job('running', 0, { job_id: '777', description: "BACKUP INTO '/x' IN 's3://b/p?…'" })];
+    });
+    const out = await submitBackup({
+      link,
+      statement: stmt,
+      capture,
+      matchesCollection: matches,
+      clock,
+      log: quiet,
+      sessionGoneTimeoutMs: 10_000,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out).toEqual({ jobId: '777', adopted: true, attempts: 1 });
+    expect(backups).toBe(1);
+    expect(sessionChecks).toBe(3);
+  });
+
+  it('resubmits only when the lost submission created no job', async () => {
+    let backups = 0;
+    const { link, clock } = linkFor((s, session) => {
+      if (s.text.startsWith('BACKUP')) {
+        if (++backups === 1) {
+          session.broken = true;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        return [{ job_id: '888' }];
+      }
+      return [];
+    });
+    const out = await submitBackup({
+      link,
+      statement: stmt,
+      capture,
+      matchesCollection: matches,
+      clock,
+      log: quiet,
+      sessionGoneTimeoutMs: 10_000,
+      reconnectBudgetMs: 10_000,
+    });
+    expect(out).toEqual({ jobId: '888', adopted: false, attempts: 2 });
+  });
+
+  it('does not retry an answer from the server', async () => {
+    const { link, clock } = linkFor(() => {
+      throw sqlError('42501', 'only users with the admin role or the BACKUP system privilege are allowed');
+    });
+    await expect(
+      submitBackup({
+        link,
+        statement: stmt,
+        capture,
+        matchesCollection: matches,
+        clock,
+        log: quiet,
+        sessionGoneTimeoutMs: 10_000,
+        reconnectBudgetMs: 10_000,
+      }),
+    ).rejects.toThrow(/BACKUP system privilege/);
+  });
+});
