@@ -280,12 +280,12 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
   const startedAt = ctx.clock.now();
   const deadline = ctx.timeoutMs !== undefined ? startedAt + ctx.timeoutMs : Number.POSITIVE_INFINITY;
   const slice = ctx.whenCompleteSliceMs ?? 15_000;
-  const poller = new AdaptivePoller(ctx.pollIntervalMs, startedAt);
+  const poller = new AdaptivePoller(ctx.pollIntervalMs);
   let whenComplete = ctx.useWhenComplete;
   let heldSince: number | undefined;
   let last: JobRow | undefined;
   const warned = new Set<string>();
-  let timeoutSet: number | undefined;
+  const timeoutSetting: TimeoutSetting = {};
 
   const reconnecting = <T>(what: string, fn: (s: SqlSession) => Promise<T>): Promise<T> =>
     ctx.link.withReconnect(what, fn, {
@@ -321,8 +321,7 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
       const budget = Math.min(deadline - now, pausedLeft);
       if (whenComplete && heldSince === undefined) {
         const waitMs = Math.max(1000, Math.min(slice, budget));
-        const result = await waitWhenComplete(ctx, waitMs, timeoutSet, reconnecting);
-        timeoutSet = result.timeoutSet;
+        const result = await waitWhenComplete(ctx, waitMs, timeoutSetting, reconnecting);
         if (result.unsupported) {
           whenComplete = false;
           ctx.log.warning(
@@ -339,34 +338,38 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
   }
 }
 
+/** The statement_timeout last set, and on which session: a reconnect needs it set again. */
+interface TimeoutSetting {
+  session?: SqlSession;
+  ms?: number;
+}
+
+/** One bounded `SHOW JOB WHEN COMPLETE`; returns why it cannot be used, if the cluster refuses it. */
 async function waitWhenComplete(
   ctx: WaitContext,
   waitMs: number,
-  timeoutSet: number | undefined,
+  setting: TimeoutSetting,
   reconnecting: <T>(what: string, fn: (s: SqlSession) => Promise<T>) => Promise<T>,
-): Promise<{ timeoutSet: number | undefined; unsupported?: string }> {
-  let setNow = timeoutSet;
+): Promise<{ unsupported?: string }> {
   try {
     await reconnecting(`the wait for job ${ctx.jobId}`, async (s) => {
-      if (setNow !== waitMs || s !== lastSession.get(ctx)) {
+      if (setting.session !== s || setting.ms !== waitMs) {
         await s.query(statementTimeoutStatement(waitMs));
-        setNow = waitMs;
-        lastSession.set(ctx, s);
+        setting.session = s;
+        setting.ms = waitMs;
       }
       // The query may hold the connection for waitMs: abandon it at once on abort.
       return raceAbort(s.query(whenCompleteStatement(ctx.jobId), { clientTimeoutMs: waitMs + 15_000 }), ctx);
     });
-    return { timeoutSet: setNow };
+    return {};
   } catch (err) {
     if (err instanceof AbortedError) throw err;
     const code = sqlState(err);
-    if (code === '57014') return { timeoutSet: setNow };
-    if (code !== undefined) return { timeoutSet: setNow, unsupported: `${code}: ${errorText(err)}` };
+    if (code === '57014') return {};
+    if (code !== undefined) return { unsupported: `${code}: ${errorText(err)}` };
     throw err;
   }
 }
-
-const lastSession = new WeakMap<WaitContext, SqlSession>();
 
 function raceAbort<T>(p: Promise<T>, ctx: WaitContext): Promise<T> {
   if (ctx.signal.aborted) {
@@ -412,10 +415,7 @@ export class AdaptivePoller {
   private firstSample: { at: number; fraction: number } | undefined;
   private lastChange: { at: number; fraction: number } | undefined;
 
-  constructor(
-    private readonly maxIntervalMs: number,
-    private readonly startedAt: number,
-  ) {}
+  constructor(private readonly maxIntervalMs: number) {}
 
   observe(job: JobRow, at: number): void {
     this.reads += 1;
@@ -438,7 +438,6 @@ export class AdaptivePoller {
     let delay = Math.min(this.maxIntervalMs, early ?? this.maxIntervalMs);
     const remaining = this.predictedRemainingMs(now);
     if (remaining !== undefined && remaining + 250 < delay) delay = Math.max(250, remaining + 250);
-    void this.startedAt;
     return delay;
   }
 }

@@ -259,7 +259,7 @@ describe('waitForJob', () => {
 
 describe('AdaptivePoller', () => {
   it('reads early then at the poll interval, and aims at the predicted end', () => {
-    const p = new AdaptivePoller(5000, 0);
+    const p = new AdaptivePoller(5000);
     const row = (f: number): JobRow => ({
       jobId: '1',
       status: 'running',
