@@ -1,0 +1,378 @@
+/**
+ * `npm run bench`: the action's overhead and its load on the cluster, measured
+ * side by side with a naive poller, against the project's test cluster and S3
+ * server. Writes bench/results.md and bench/results.json. Targets are printed
+ * as met / not met; they are not assertions.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { BUNDLE, REPO_ROOT, startAction } from '../test/support/action-runner.js';
+import type { ProfileName, TestCluster } from '../test/support/cluster/index.js';
+import { startTestCluster } from '../test/support/cluster/index.js';
+import type { S3TestServer } from '../test/support/s3/server.js';
+import { startS3Server, TEST_S3_CREDENTIAL } from '../test/support/s3/server.js';
+import { seedCollection } from '../test/support/seed.js';
+import { listChains, openObjectStore, planPrune, verifyLayerObjects } from '../src/storage.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const QUICK = process.env.BENCH_QUICK === '1';
+
+interface Row {
+  metric: string;
+  action: string;
+  baseline?: string;
+  ratio?: string;
+  target?: string;
+  met?: boolean;
+}
+const rows: Row[] = [];
+const json: Record<string, unknown> = {};
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const ms = (n: number): string => `${n.toFixed(0)} ms`;
+
+async function withServers<T>(
+  profile: ProfileName,
+  jobDurationMs: number,
+  fn: (c: TestCluster, s3: S3TestServer) => Promise<T>,
+): Promise<T> {
+  const s3 = await startS3Server({ buckets: ['backups'] });
+  const cluster = await startTestCluster({ profile, jobDurationMs });
+  try {
+    return await fn(cluster, s3);
+  } finally {
+    await cluster.close();
+    await s3.close();
+  }
+}
+
+function actionInputs(
+  cluster: TestCluster,
+  s3: S3TestServer,
+  collection: string,
+  extra: Record<string, string> = {},
+) {
+  return {
+    'connection-string': cluster.url('root'),
+    collection,
+    'aws-access-key-id': TEST_S3_CREDENTIAL.accessKeyId,
+    'aws-secret-access-key': TEST_S3_CREDENTIAL.secretAccessKey,
+    'aws-region': s3.region,
+    's3-endpoint': s3.endpoint,
+    ...extra,
+  };
+}
+
+function spawnTimed(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ ms: number; code: number | null }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ ms: performance.now() - t0, code }));
+  });
+}
+
+/** 1. spawn → first SQL statement, against bare `node -e 0`. */
+async function benchStartup(): Promise<void> {
+  const bare: number[] = [];
+  for (let i = 0; i < RUNS; i++) bare.push((await spawnTimed(['-e', '0'])).ms);
+  const action: number[] = [];
+  await withServers('25.2', 500, async (cluster, s3) => {
+    for (let i = 0; i < RUNS; i++) {
+      const before = cluster.statementLog.length;
+      const t0 = Date.now();
+      const run = startAction({
+        inputs: actionInputs(cluster, s3, `s3://backups/startup-${i}`, { verify: 'none' }),
+      });
+      await waitFor(() => cluster.statementLog.length > before, 30_000);
+      action.push(cluster.statementLog[before]!.at - t0);
+      await run.done;
+    }
+  });
+  const ratio = median(action) / median(bare);
+  rows.push({
+    metric: 'start-up: spawn → first SQL statement (median)',
+    action: ms(median(action)),
+    baseline: `${ms(median(bare))} (node -e 0)`,
+    ratio: `${ratio.toFixed(2)}×`,
+    target: '≤ 2× bare node',
+    met: ratio <= 2,
+  });
+  json.startup = { actionMs: action, bareNodeMs: bare, ratio };
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('bench: timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+interface WaitSample {
+  detectionMs: number;
+  statements: number;
+  jobReads: number;
+  jobRowsScanned: number;
+  waitMs: number;
+  peakRssKb: number;
+}
+
+/** Runs the action once with a job of the given length; job end → process exit, and load while waiting. */
+async function actionSample(
+  cluster: TestCluster,
+  s3: S3TestServer,
+  collection: string,
+  extra: Record<string, string>,
+): Promise<WaitSample> {
+  const log0 = cluster.statementLog.length;
+  const counters0 = counters(cluster);
+  const run = startAction({ inputs: actionInputs(cluster, s3, collection, extra) });
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, peakRss(run.child.pid))), 20);
+  const result = await run.done;
+  clearInterval(sampler);
+  const exitAt = Date.now();
+  if (result.code !== 0)
+    throw new Error(`bench: action failed: ${result.errors.join('; ')}\n${result.stdout.slice(-2000)}`);
+  const job = cluster.jobs().find((j) => j.id === result.outputs['job-id'])!;
+  const c = counters(cluster);
+  return {
+    detectionMs: exitAt - job.finished!.getTime(),
+    statements: cluster.statementLog.length - log0,
+    jobReads: c.jobTableReads - counters0.jobTableReads,
+    jobRowsScanned: c.jobRowsScanned - counters0.jobRowsScanned,
+    waitMs: job.finished!.getTime() - job.created.getTime(),
+    peakRssKb: peak,
+  };
+}
+
+async function naiveSample(cluster: TestCluster, s3: S3TestServer, collection: string): Promise<WaitSample> {
+  const log0 = cluster.statementLog.length;
+  const counters0 = counters(cluster);
+  const uri =
+    `${collection}?AWS_ACCESS_KEY_ID=${encodeURIComponent(TEST_S3_CREDENTIAL.accessKeyId)}` +
+    `&AWS_SECRET_ACCESS_KEY=${encodeURIComponent(TEST_S3_CREDENTIAL.secretAccessKey)}` +
+    `&AWS_ENDPOINT=${encodeURIComponent(s3.endpoint)}&AWS_REGION=${s3.region}&AWS_USE_PATH_STYLE=true`;
+  const r = await spawnTimed([
+    '--import',
+    'tsx',
+    join(REPO_ROOT, 'bench/naive-poller.ts'),
+    cluster.url('root'),
+    uri,
+    '5000',
+  ]);
+  const exitAt = Date.now();
+  if (r.code !== 0) throw new Error('bench: naive poller failed');
+  const job = cluster.jobs().at(-1)!;
+  const c = counters(cluster);
+  return {
+    detectionMs: exitAt - job.finished!.getTime(),
+    statements: cluster.statementLog.length - log0,
+    jobReads: c.jobTableReads - counters0.jobTableReads,
+    jobRowsScanned: c.jobRowsScanned - counters0.jobRowsScanned,
+    waitMs: job.finished!.getTime() - job.created.getTime(),
+    peakRssKb: 0,
+  };
+}
+
+function counters(cluster: TestCluster): { jobTableReads: number; jobRowsScanned: number } {
+  const e = cluster.engine as unknown as { counters?: { jobTableReads: number; jobRowsScanned: number } };
+  return { jobTableReads: e.counters?.jobTableReads ?? 0, jobRowsScanned: e.counters?.jobRowsScanned ?? 0 };
+}
+
+function peakRss(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+const perMinute = (count: number, waitMs: number): number => (count / Math.max(waitMs, 1)) * 60_000;
+
+/** 2 and 3. Detection latency and load, WHEN COMPLETE on (25.2) and off (22.2), against the naive poller. */
+async function benchDetectionAndLoad(): Promise<void> {
+  const modes: { name: string; profile: ProfileName }[] = [
+    { name: 'WHEN COMPLETE (25.2)', profile: '25.2' },
+    { name: 'polling, no WHEN COMPLETE (22.2)', profile: '22.2' },
+  ];
+  const jobMs = QUICK ? 3000 : 6000;
+  for (const mode of modes) {
+    await withServers(mode.profile, jobMs, async (cluster, s3) => {
+      const action: WaitSample[] = [];
+      const naive: WaitSample[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        action.push(await actionSample(cluster, s3, `s3://backups/a-${i}`, { 'poll-interval': '5s' }));
+        naive.push(await naiveSample(cluster, s3, `s3://backups/n-${i}`));
+      }
+      const a = action.map((s) => s.detectionMs);
+      const n = naive.map((s) => s.detectionMs);
+      const ratio = median(n) / median(a);
+      const whenComplete = mode.profile === '25.2';
+      rows.push({
+        metric: `detection: job end → exit, ${mode.name} (p50 / p95)`,
+        action: `${ms(median(a))} / ${ms(percentile(a, 95))}`,
+        baseline: `${ms(median(n))} / ${ms(percentile(n, 95))} (naive 5 s poller)`,
+        ratio: `${ratio.toFixed(1)}× faster`,
+        target: whenComplete ? 'p50 ≤ 800 ms, p95 ≤ 1200 ms' : 'no slower than the naive poller',
+        met: whenComplete ? median(a) <= 800 && percentile(a, 95) <= 1200 : median(a) <= median(n),
+      });
+      const spmA = median(action.map((s) => perMinute(s.statements, s.waitMs)));
+      const spmN = median(naive.map((s) => perMinute(s.statements, s.waitMs)));
+      rows.push({
+        metric: `statements per minute while waiting, ${mode.name}`,
+        action: spmA.toFixed(1),
+        baseline: spmN.toFixed(1),
+        target: '≤ naive poller',
+        met: spmA <= spmN,
+      });
+      const readsA = median(
+        action.map((s) => perMinute(whenComplete ? s.jobReads : s.jobRowsScanned, s.waitMs)),
+      );
+      const readsN = median(
+        naive.map((s) => perMinute(whenComplete ? s.jobReads : s.jobRowsScanned, s.waitMs)),
+      );
+      rows.push({
+        metric: whenComplete
+          ? `job-table reads per minute (indexed), ${mode.name}`
+          : `job rows scanned per minute (no index), ${mode.name}`,
+        action: readsA.toFixed(1),
+        baseline: readsN.toFixed(1),
+        target: whenComplete
+          ? '(informational: each WHEN COMPLETE re-check is one indexed read)'
+          : '≤ naive poller',
+        met: whenComplete ? undefined : readsA <= readsN,
+      });
+      if (whenComplete) {
+        const rss = Math.max(...action.map((s) => s.peakRssKb)) / 1024;
+        rows.push({
+          metric: 'peak RSS of the action process',
+          action: `${rss.toFixed(1)} MB`,
+          target: '≤ 80 MB',
+          met: rss <= 80,
+        });
+      }
+      json[`wait-${mode.profile}`] = { action, naive };
+    });
+  }
+}
+
+/** 4. Bundle size. */
+function benchBundle(): void {
+  const dist = join(REPO_ROOT, 'dist');
+  const files = readdirSync(dist).filter((f) => f.endsWith('.js'));
+  const main = statSync(BUNDLE).size;
+  const total = files.reduce((n, f) => n + statSync(join(dist, f)).size, 0);
+  rows.push({
+    metric: 'bundle size: dist/index.js (all chunks)',
+    action: `${(main / 1e6).toFixed(2)} MB (${(total / 1e6).toFixed(2)} MB)`,
+    target: '≤ 1.5 MB loaded at start',
+    met: main <= 1.5e6,
+  });
+  json.bundle = { mainBytes: main, totalBytes: total, files };
+}
+
+/** 5. Verify and prune on seeded collections: requests grow with backups, not with objects. */
+async function benchStorage(): Promise<void> {
+  const s3 = await startS3Server({ buckets: ['backups'] });
+  try {
+    const shapes = [
+      { chains: 30, objectsPerChain: 2000 },
+      { chains: 300, objectsPerChain: 20 },
+    ];
+    for (const shape of shapes) {
+      const prefix = `seed-${shape.chains}x${shape.objectsPerChain}`;
+      const seeded = seedCollection(s3, 'backups', prefix, {
+        ...shape,
+        startDate: new Date('2026-01-01T00:00:00Z'),
+      });
+      const store = await openObjectStore({
+        bucket: 'backups',
+        prefix: `${prefix}/`,
+        region: s3.region,
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+        credentials: TEST_S3_CREDENTIAL,
+      });
+      s3.resetCounts();
+      const t0 = performance.now();
+      const chains = await listChains(store, `${prefix}/`);
+      const newest = chains.at(-1)!;
+      await verifyLayerObjects(store, `${prefix}/`, { fullSubdir: newest.fullSubdir });
+      planPrune(chains, { keepLast: 7, now: new Date(), protectFullSubdir: newest.fullSubdir });
+      const elapsed = performance.now() - t0;
+      const counts = { ...s3.counts };
+      rows.push({
+        metric: `list + verify + prune plan, ${shape.chains} chains × ${shape.objectsPerChain} objects`,
+        action: `${counts.ListObjectsV2} list, ${counts.GetObject} get, ${counts.total} requests in ${ms(elapsed)}`,
+        target: 'list requests grow with backups, not objects',
+        met: counts.ListObjectsV2 <= shape.chains * 4 + 20,
+      });
+      json[`storage-${prefix}`] = { counts, elapsedMs: elapsed, seeded };
+    }
+  } finally {
+    await s3.close();
+  }
+}
+
+/** 6. Wait overhead for jobs of 5 s and 60 s (10 min with BENCH_LONG=1). */
+async function benchWaitOverhead(): Promise<void> {
+  const lengths = QUICK ? [5000] : process.env.BENCH_LONG === '1' ? [5000, 60_000, 600_000] : [5000, 60_000];
+  await withServers('25.2', 5000, async (cluster, s3) => {
+    for (const len of lengths) {
+      cluster.engine.setJobDuration(len);
+      const s = await actionSample(cluster, s3, `s3://backups/overhead-${len}`, {});
+      rows.push({
+        metric: `wait overhead, ${len / 1000} s job: job end → exit; statements`,
+        action: `${ms(s.detectionMs)}; ${s.statements} statements (${perMinute(s.statements, s.waitMs).toFixed(1)}/min)`,
+        target: 'p50 ≤ 800 ms',
+        met: s.detectionMs <= 800,
+      });
+      json[`overhead-${len}`] = s;
+    }
+  });
+}
+
+function writeResults(): void {
+  const header = [
+    '# Benchmark results',
+    '',
+    `Node ${process.version} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${RUNS} runs per median; ${new Date().toISOString()}.`,
+    '',
+    '| metric | action | naive poller / baseline | ratio | target | met |',
+    '|---|---|---|---|---|---|',
+  ];
+  const body = rows.map(
+    (r) =>
+      `| ${r.metric} | ${r.action} | ${r.baseline ?? ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'met' : 'NOT met'} |`,
+  );
+  writeFileSync(join(REPO_ROOT, 'bench/results.md'), [...header, ...body, ''].join('\n'));
+  writeFileSync(
+    join(REPO_ROOT, 'bench/results.json'),
+    JSON.stringify({ node: process.version, runs: RUNS, rows, raw: json }, null, 2) + '\n',
+  );
+  console.log([...header, ...body].join('\n'));
+}
+
+benchBundle();
+await benchStartup();
+await benchDetectionAndLoad();
+await benchStorage();
+await benchWaitOverhead();
+writeResults();
+process.exit(0);

@@ -1,0 +1,713 @@
+/**
+ * run(): the action's main step, as an orchestrator. Every dependency (the
+ * runner, the clock, the database and S3) is injected, so tests need no
+ * module mocks.
+ */
+import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
+import type { Clock, Connector, SqlSession } from './cluster.js';
+import { ApplicationNames, ClusterLink, errorText, parseClusterVersion, versionAtLeast } from './cluster.js';
+import type { BackupDestination, StorageSettings } from './destination.js';
+import {
+  buildBackupDestination,
+  descriptionTargetsCollection,
+  storageSettings,
+  subdirFromDescription,
+} from './destination.js';
+import type { InputReader } from './inputs.js';
+import { InputError, readConfig } from './inputs.js';
+import type { CaptureTime, JobRow, WaitOutcome } from './job.js';
+import {
+  cancelResultText,
+  cancelWithFallback,
+  captureTimeFromMicros,
+  findRunningBackups,
+  jobDurationSeconds,
+  parseClusterTime,
+  resolveCaptureTime,
+  submitBackup,
+  waitForJob,
+} from './job.js';
+import type { ActionIO, Outputs, RunReport } from './report.js';
+import { ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
+import { describeError, SecretRegistry } from './secrets.js';
+import type { Statement } from './sql.js';
+import {
+  backupStatement,
+  grantStatements,
+  quoteIdent,
+  showBackupsStatement,
+  showBackupStatement,
+} from './sql.js';
+import type { ObjectStore } from './storage.js';
+import { verifyBackup, pruneAfterBackup } from './verify.js';
+import type { ClusterVersion, Config } from './types.js';
+
+export interface Deps {
+  io: ActionIO;
+  getInput: InputReader;
+  env: Readonly<Record<string, string | undefined>>;
+  connector: Connector;
+  openStore: (settings: StorageSettings) => Promise<ObjectStore>;
+  clock: Clock;
+  /** Aborted when the runner sends SIGINT, SIGTERM or SIGHUP. */
+  signal: AbortSignal;
+  random?: () => number;
+}
+
+export const STATE = {
+  jobId: 'job-id',
+  owned: 'job-owned',
+  done: 'main-done',
+  appName: 'app-name',
+} as const;
+
+/** Timings that tests may shorten. */
+export interface Timings {
+  connectTimeoutMs: number;
+  reconnectBudgetMs: number;
+  sessionGoneTimeoutMs: number;
+  cancelTimeoutMs: number;
+  whenCompleteSliceMs: number;
+}
+
+export const DEFAULT_TIMINGS: Timings = {
+  connectTimeoutMs: 10_000,
+  reconnectBudgetMs: 5 * 60_000,
+  sessionGoneTimeoutMs: 2 * 60_000,
+  cancelTimeoutMs: 3_000,
+  whenCompleteSliceMs: 15_000,
+};
+
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly outcome: RunReport['outcome'] = 'error',
+  ) {
+    super(message);
+  }
+}
+
+/** Runs the main step; returns the process exit code. */
+export async function run(deps: Deps, timings: Timings = timingsFromEnv(deps.env)): Promise<number> {
+  const { io } = deps;
+  const secrets = new SecretRegistry((v) => io.setSecret(v));
+  const scrub = (t: string): string => secrets.scrub(t);
+  const report: RunReport = {
+    outcome: 'error',
+    outputs: {},
+    databases: [],
+    verifyChecks: [],
+    notes: [],
+    runUrl: runUrl(deps.env),
+  };
+  let config: Config | undefined;
+  let step: Step | undefined;
+  try {
+    const read = readConfig(deps.getInput, deps.env, secrets);
+    config = read.config;
+    for (const w of read.warnings) io.warning(scrub(w));
+    for (const n of read.notices) io.info(scrub(n));
+    step = new Step(deps, config, secrets, report, timings);
+    await step.execute();
+  } catch (err) {
+    const failure = failureMessage(err, secrets);
+    if (report.outcome === 'succeeded' || report.outcome === 'submitted') report.outcome = 'error';
+    if (err instanceof StepFailure) report.outcome = err.outcome;
+    report.error = failure;
+    io.setFailed(scrub(failure));
+  } finally {
+    await step?.closeConnections();
+  }
+  writeOutputs(io, report.outputs, scrub);
+  io.saveState(STATE.done, 'true');
+  if (config?.summary ?? summaryWanted(deps.getInput)) await writeSummary(io, report, scrub);
+  return report.outcome === 'succeeded' || report.outcome === 'submitted' ? 0 : 1;
+}
+
+function failureMessage(err: unknown, secrets: SecretRegistry): string {
+  if (err instanceof InputError || err instanceof StepFailure) return err.message;
+  return describeError(err, secrets);
+}
+
+async function writeSummary(io: ActionIO, report: RunReport, scrub: (t: string) => string): Promise<void> {
+  try {
+    await io.writeSummary(scrub(renderSummary(report)));
+  } catch (err) {
+    io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
+  }
+}
+
+function summaryWanted(getInput: InputReader): boolean {
+  return !/^(false|False|FALSE)$/.test(getInput('summary').trim());
+}
+
+export function timingsFromEnv(env: Readonly<Record<string, string | undefined>>): Timings {
+  // Test hook: the e2e tests shorten the reconnect budget; users never need it.
+  const budget = Number(env.CRDB_BACKUP_ACTION_RECONNECT_BUDGET_MS);
+  return Number.isFinite(budget) && budget > 0
+    ? { ...DEFAULT_TIMINGS, reconnectBudgetMs: budget }
+    : DEFAULT_TIMINGS;
+}
+
+function runUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const {
+    GITHUB_SERVER_URL: server,
+    GITHUB_REPOSITORY: repo,
+    GITHUB_RUN_ID: id,
+    GITHUB_RUN_ATTEMPT: attempt,
+  } = env;
+  if (!server || !repo || !id) return undefined;
+  return `${server}/${repo}/actions/runs/${id}${attempt ? `/attempts/${attempt}` : ''}`;
+}
+
+/** `crdb-backup-action <repo> run <id>-<attempt>`: how a DBA sees this run in the cluster's session views. */
+export function applicationNameBase(
+  env: Readonly<Record<string, string | undefined>>,
+  random: () => number,
+): string {
+  const repo = env.GITHUB_REPOSITORY ?? 'local';
+  const id = env.GITHUB_RUN_ID ?? `local${Math.floor(random() * 1e9)}`;
+  return `crdb-backup-action ${repo} run ${id}-${env.GITHUB_RUN_ATTEMPT ?? '1'}`;
+}
+
+interface Plan {
+  kind: 'full' | 'incremental';
+  /** The full backup an incremental extends. */
+  appendTo?: string;
+}
+
+/** One run of the main step: the phases in order, each in a log group. */
+class Step {
+  private readonly names: ApplicationNames;
+  private readonly link: ClusterLink;
+  private readonly extraLinks: ClusterLink[] = [];
+  private version: ClusterVersion | undefined;
+  private destination: BackupDestination | undefined;
+  private jobId: string | undefined;
+  private owned = false;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly config: Config,
+    private readonly secrets: SecretRegistry,
+    private readonly report: RunReport,
+    private readonly timings: Timings,
+  ) {
+    this.names = new ApplicationNames(applicationNameBase(deps.env, deps.random ?? Math.random));
+    this.link = this.newLink(config.connection);
+    report.databases = config.databases;
+    report.outputs['collection-path'] = config.collection.display;
+    if (config.encryptionPassphrase !== undefined) report.encrypted = 'passphrase';
+    if (config.kmsUri !== undefined) report.encrypted = 'kms';
+  }
+
+  private newLink(connection: Config['connection']): ClusterLink {
+    return new ClusterLink(this.deps.connector, connection, this.names, this.deps.clock, this.deps.io, {
+      connectTimeoutMs: this.timings.connectTimeoutMs,
+      random: this.deps.random,
+    });
+  }
+
+  /** Close every connection, but never let a stuck socket hold the step open. */
+  async closeConnections(): Promise<void> {
+    const closing = Promise.all([this.link.close(), ...this.extraLinks.map((l) => l.close())]);
+    await Promise.race([closing, this.deps.clock.sleep(1000)]);
+  }
+
+  private async group<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    this.deps.io.startGroup(name);
+    try {
+      return await fn();
+    } finally {
+      this.deps.io.endGroup();
+    }
+  }
+
+  private log(message: string): void {
+    this.deps.io.info(this.secrets.scrub(message));
+  }
+
+  async execute(): Promise<void> {
+    const { config } = this;
+    const session = await this.group('Connect to the cluster', () => this.connect());
+    if (config.grantTo !== undefined)
+      await this.group(`Grant privileges to ${config.grantTo}`, () => this.grant());
+    this.destination = buildBackupDestination(config, this.version!);
+    this.secrets.add(this.destination.uri);
+    this.noteCredentials();
+
+    const attached = await this.group('Check for running backups', () => this.handleRunningBackups(session));
+    let capture: CaptureTime | undefined;
+    let plan: Plan;
+    if (attached) {
+      plan = this.planFromDescription(attached);
+      capture = captureFromDescription(attached.description);
+    } else {
+      ({ plan, capture } = await this.group('Start the backup', async () => {
+        const p = await this.planBackup();
+        const c = await resolveCaptureTime(await this.link.session(), config.asOfSystemTime);
+        await this.submit(p, c);
+        return { plan: p, capture: c };
+      }));
+    }
+    this.recordPlan(plan, capture);
+
+    if (!config.wait) {
+      this.report.outcome = 'submitted';
+      this.report.outputs.status = 'running';
+      this.report.outputs.verified = 'skipped';
+      this.log(`wait: false: job ${this.jobId} keeps running on the cluster; not waiting for it.`);
+      return;
+    }
+
+    const outcome = await this.group(`Wait for backup job ${this.jobId}`, () => this.waitForJob());
+    const job = await this.settle(outcome);
+    this.recordJob(job, plan, capture);
+    await this.group('Verify the backup', () => this.verify(plan, capture));
+    if (config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined) {
+      await this.group('Prune old backup chains', () => this.prune(plan));
+    }
+    this.report.outcome = 'succeeded';
+    this.log(
+      `Backup ${this.report.outputs['backup-uri'] ?? ''} succeeded and was verified (${this.report.outputs.verified}).`,
+    );
+  }
+
+  private async connect(): Promise<SqlSession> {
+    let session: SqlSession;
+    try {
+      session = await this.link.withReconnect('connecting', async (s) => s, {
+        budgetMs: Math.min(30_000, this.timings.reconnectBudgetMs),
+        signal: this.deps.signal,
+      });
+    } catch (err) {
+      const advice = adviceForConnectError(err);
+      throw new StepFailure(
+        `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${describeError(err, this.secrets)}${advice ? `. ${advice}` : ''}`,
+      );
+    }
+    const rows = await session.query({ text: 'SELECT version() AS version', params: [] });
+    const text = String(rows[0]?.version ?? '');
+    try {
+      this.version = parseClusterVersion(text);
+    } catch (err) {
+      throw new StepFailure(errorText(err));
+    }
+    const v = this.version;
+    if (!versionAtLeast(v, 22, 2)) {
+      throw new StepFailure(`CockroachDB ${v.tag} is too old: crdb-backup-action supports 22.2 and later.`);
+    }
+    if (v.major > 25)
+      this.deps.io.warning(
+        `CockroachDB ${v.tag} is newer than the versions this action was tested with (22.2 to 25.x).`,
+      );
+    this.report.clusterVersion = v.full.replace(/ \(.*$/, '');
+    this.log(
+      `Connected to ${v.full} as ${this.config.connection.user} (application_name "${session.applicationName}").`,
+    );
+    return session;
+  }
+
+  private async grant(): Promise<void> {
+    const { config } = this;
+    const v = this.version!;
+    const mayCancel = config.cancelOnAbort || config.onTimeout === 'cancel';
+    const controlJob = !mayCancel
+      ? 'none'
+      : v.major > 25 || (v.major === 25 && v.minor >= 1)
+        ? 'none'
+        : versionAtLeast(v, 23, 1, 12)
+          ? 'system'
+          : 'role-option';
+    const statements = grantStatements(config.grantTo!, {
+      databases: config.databases,
+      implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
+      controlJob,
+    });
+    const link = config.grantConnectionGiven ? this.newLink(config.grantConnection) : this.link;
+    if (link !== this.link) this.extraLinks.push(link);
+    for (const stmt of statements) {
+      try {
+        await link.withReconnect('granting privileges', (s) => s.query(stmt), {
+          budgetMs: 30_000,
+          signal: this.deps.signal,
+        });
+        this.log(`${stmt.text}: done`);
+      } catch (err) {
+        throw new StepFailure(
+          `grant-to: \`${stmt.text}\` failed: ${describeError(err, this.secrets)}. The grant-connection-string user must be an admin (or hold the privilege WITH GRANT OPTION), and the role ${config.grantTo} must exist.`,
+        );
+      }
+    }
+  }
+
+  private noteCredentials(): void {
+    if (this.config.collection.kind !== 's3' || this.config.s3Auth !== 'specified') return;
+    this.log(
+      'The AWS credentials travel to the cluster in the backup URI; CockroachDB keeps them (secret redacted in SHOW JOBS) in the job record until the job is garbage-collected.',
+    );
+  }
+
+  /** `if-running`: another unfinished BACKUP into the same collection. Returns the job to attach to, if any. */
+  private async handleRunningBackups(session: SqlSession): Promise<JobRow | undefined> {
+    const matches = (d: string): boolean => descriptionTargetsCollection(d, this.config.collection);
+    const running = await findRunningBackups(session, matches);
+    if (running.length === 0) {
+      this.log(`No other backup job is running into ${this.config.collection.display}.`);
+      return undefined;
+    }
+    const ids = running.map((j) => `${j.jobId} (${j.status})`).join(', ');
+    switch (this.config.ifRunning) {
+      case 'start':
+        this.log(
+          `Backup job(s) ${ids} already running into this collection; starting another (if-running: start).`,
+        );
+        return undefined;
+      case 'fail':
+        throw new StepFailure(
+          `if-running: fail: backup job(s) ${ids} are already running into ${this.config.collection.display}. Wait for them, or set if-running to attach, wait or start.`,
+        );
+      case 'attach': {
+        const job = newest(running);
+        this.jobId = job.jobId;
+        this.owned = false;
+        this.report.attached = true;
+        this.report.outputs['job-id'] = job.jobId;
+        this.deps.io.setOutput('job-id', job.jobId);
+        this.deps.io.saveState(STATE.jobId, job.jobId);
+        this.deps.io.saveState(STATE.owned, 'false');
+        this.log(
+          `Attaching to running backup job ${job.jobId} (if-running: attach); it will never be cancelled by this step.`,
+        );
+        return job;
+      }
+      case 'wait':
+        for (const job of running) {
+          this.log(`Waiting for backup job ${job.jobId} to finish before starting (if-running: wait).`);
+          const outcome = await waitForJob(this.waitContext(job.jobId));
+          if (outcome.kind === 'aborted')
+            throw new StepFailure('The run was aborted while waiting for another backup job.', 'aborted');
+          if (outcome.kind === 'timeout') {
+            throw new StepFailure(
+              `timeout: backup job ${job.jobId} (not ours) was still running; nothing was started.`,
+              'timeout',
+            );
+          }
+          this.log(`Backup job ${job.jobId} ended: ${outcome.job?.status ?? 'no longer visible'}.`);
+        }
+        return undefined;
+    }
+  }
+
+  /**
+   * An attached job's description names the full backup it writes or extends
+   * (`INTO '<subdir>' IN`). It is an incremental when its capture time does
+   * not map to that folder.
+   */
+  private planFromDescription(job: JobRow): Plan {
+    const subdir = subdirFromDescription(job.description);
+    const capture = captureFromDescription(job.description);
+    if (
+      subdir !== undefined &&
+      capture !== undefined &&
+      capture.fullSubdir !== subdir &&
+      subdir !== 'LATEST'
+    ) {
+      return { kind: 'incremental', appendTo: subdir };
+    }
+    return { kind: 'full', appendTo: subdir === 'LATEST' ? undefined : subdir };
+  }
+
+  private async planBackup(): Promise<Plan> {
+    const { backupType } = this.config;
+    if (backupType === 'full') return { kind: 'full' };
+    const rows = await this.link.withReconnect(
+      'listing full backups',
+      (s) => s.query(showBackupsStatement(this.destination!.uri)),
+      { budgetMs: this.timings.reconnectBudgetMs, signal: this.deps.signal },
+    );
+    const fulls = rows.map((r) => String(r.path)).sort();
+    const latest = fulls[fulls.length - 1];
+    if (latest === undefined) {
+      if (backupType === 'incremental') {
+        throw new StepFailure(
+          `backup-type: incremental, but ${this.config.collection.display} holds no full backup to append to. Run once with backup-type: full, or use backup-type: auto.`,
+        );
+      }
+      this.log('backup-type: auto: the collection holds no full backup yet; taking a full backup.');
+      return { kind: 'full' };
+    }
+    this.log(`Appending an incremental backup to the full backup ${latest}.`);
+    return { kind: 'incremental', appendTo: latest };
+  }
+
+  private async submit(plan: Plan, capture: CaptureTime): Promise<void> {
+    const { config } = this;
+    const stmt: Statement = backupStatement(this.destination!.uri, {
+      databases: config.databases,
+      asOf: capture.literal,
+      appendTo: plan.appendTo,
+      revisionHistory: config.revisionHistory,
+      encryptionPassphrase: config.encryptionPassphrase,
+      kmsUri: config.kmsUri,
+    });
+    this.log(`${stmt.text}  -- $1 = ${this.destination!.redacted}`);
+    try {
+      const submitted = await submitBackup({
+        link: this.link,
+        statement: stmt,
+        capture,
+        matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
+        clock: this.deps.clock,
+        log: { info: (m) => this.log(m), warning: (m) => this.deps.io.warning(this.secrets.scrub(m)) },
+        signal: this.deps.signal,
+        sessionGoneTimeoutMs: this.timings.sessionGoneTimeoutMs,
+        reconnectBudgetMs: this.timings.reconnectBudgetMs,
+      });
+      this.jobId = submitted.jobId;
+      this.owned = true;
+    } catch (err) {
+      const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
+      throw new StepFailure(
+        `BACKUP was refused: ${describeError(err, this.secrets)}${advice ? `. ${advice}` : ''}`,
+      );
+    }
+    // Saved at once, so that the post step can cancel the job if this step is killed.
+    this.deps.io.saveState(STATE.jobId, this.jobId);
+    this.deps.io.saveState(STATE.owned, 'true');
+    this.report.outputs['job-id'] = this.jobId;
+    this.deps.io.setOutput('job-id', this.jobId);
+    this.log(`Backup job ${this.jobId} created.`);
+  }
+
+  private recordPlan(plan: Plan, capture: CaptureTime | undefined): void {
+    const o = this.report.outputs;
+    const full = plan.kind === 'incremental' ? plan.appendTo : (plan.appendTo ?? capture?.fullSubdir);
+    this.report.backupKind = plan.kind;
+    if (capture) o['end-time'] = capture.iso;
+    if (full !== undefined) {
+      o['backup-path'] = full;
+      o['backup-uri'] = joinUri(this.config.collection.display, full);
+      this.report.restoreStatement = restoreStatement({
+        databases: this.config.databases,
+        quoteIdent,
+        collectionForRestore: restoreCollection(this.config),
+        fullSubdir: full,
+        endTimeLiteral: capture?.literal ?? '<end-time>',
+        encrypted: this.report.encrypted,
+      });
+    }
+  }
+
+  private waitContext(jobId: string) {
+    const progress = new ProgressReporter(
+      (line) => this.log(line),
+      () => this.deps.clock.now(),
+    );
+    return {
+      link: this.link,
+      jobId,
+      useWhenComplete: versionAtLeast(this.version!, 23, 2),
+      pollIntervalMs: this.config.pollIntervalMs,
+      timeoutMs: this.config.timeoutMs,
+      pausedTimeoutMs: this.config.pausedTimeoutMs,
+      clock: this.deps.clock,
+      log: {
+        info: (m: string) => this.log(m),
+        warning: (m: string) => this.deps.io.warning(this.secrets.scrub(m)),
+      },
+      signal: this.deps.signal,
+      onRead: (job: JobRow) => progress.update(job),
+      reconnectBudgetMs: this.timings.reconnectBudgetMs,
+      whenCompleteSliceMs: this.timings.whenCompleteSliceMs,
+    };
+  }
+
+  private async waitForJob(): Promise<WaitOutcome> {
+    return waitForJob(this.waitContext(this.jobId!));
+  }
+
+  /** Turn the wait's outcome into a terminal, succeeded job, or a failure with the right status. */
+  private async settle(outcome: WaitOutcome): Promise<JobRow> {
+    const o = this.report.outputs;
+    if (outcome.job) this.recordTimes(outcome.job);
+    switch (outcome.kind) {
+      case 'terminal': {
+        const job = outcome.job;
+        o.status = job.status;
+        if (job.status === 'succeeded') return job;
+        o.verified = 'skipped';
+        const error = job.error ?? '(the cluster recorded no error text)';
+        const advice = adviceForJobError(error);
+        throw new StepFailure(
+          `Backup job ${job.jobId} ended with status ${job.status}: ${error}${advice ? `. ${advice}` : ''}`,
+          'failed',
+        );
+      }
+      case 'vanished':
+        o.status = outcome.job?.status;
+        o.verified = 'skipped';
+        throw new StepFailure(
+          `Backup job ${this.jobId} is no longer returned by the cluster (not visible to ${this.config.connection.user}, or garbage-collected). Its result is unknown: check SHOW JOBS as an admin.`,
+        );
+      case 'timeout': {
+        o.status = 'timeout';
+        o.verified = 'skipped';
+        const what =
+          outcome.reason === 'paused-timeout'
+            ? `Backup job ${this.jobId} stayed paused longer than paused-timeout`
+            : `Backup job ${this.jobId} did not finish within timeout`;
+        const action = await this.onTimeout();
+        throw new StepFailure(`${what}. ${action}`, 'timeout');
+      }
+      case 'aborted': {
+        o.status = outcome.job?.status ?? o.status;
+        o.verified = 'skipped';
+        const action = await this.onAbort();
+        throw new StepFailure(
+          `The workflow run was cancelled while backup job ${this.jobId} was ${o.status ?? 'running'}. ${action}`,
+          'aborted',
+        );
+      }
+    }
+  }
+
+  private async onTimeout(): Promise<string> {
+    if (!this.owned) return `It was not started by this step, so it is left running.`;
+    if (this.config.onTimeout === 'leave') {
+      this.report.notes.push(`Job ${this.jobId} was left running on the cluster (on-timeout: leave).`);
+      return 'It is left running (on-timeout: leave): follow it with SHOW JOB ' + this.jobId + '.';
+    }
+    return this.cancelOwnedJob('on-timeout: cancel');
+  }
+
+  private async onAbort(): Promise<string> {
+    if (!this.owned) return 'The job was not started by this step; it is left running.';
+    if (!this.config.cancelOnAbort) {
+      this.report.notes.push(`Job ${this.jobId} was left running on the cluster (cancel-on-abort: false).`);
+      return `Job ${this.jobId} is left running (cancel-on-abort: false).`;
+    }
+    return this.cancelOwnedJob('cancel-on-abort');
+  }
+
+  private async cancelOwnedJob(why: string): Promise<string> {
+    const jobId = this.jobId!;
+    const { config } = this;
+    const result = await cancelWithFallback({
+      connector: this.deps.connector,
+      jobId,
+      connections: config.grantConnectionGiven
+        ? [config.connection, config.grantConnection]
+        : [config.connection],
+      applicationName: () => this.names.next(),
+      connectTimeoutMs: Math.min(this.timings.connectTimeoutMs, this.timings.cancelTimeoutMs),
+      timeoutMs: this.timings.cancelTimeoutMs,
+      log: (m) => this.log(m),
+      describe: (err) => describeError(err, this.secrets),
+    });
+    const text = cancelResultText(result, jobId, why, config.connection.user);
+    this.report.notes.push(text);
+    this.log(text);
+    if (result.kind === 'requested') this.deps.io.saveState(STATE.owned, 'cancelled');
+    return text;
+  }
+
+  private recordTimes(job: JobRow): void {
+    const o = this.report.outputs;
+    if (job.started ?? job.created) o['started-at'] = (job.started ?? job.created)!.iso;
+    if (job.finished) o['finished-at'] = job.finished.iso;
+    o.duration = jobDurationSeconds(job) ?? o.duration;
+  }
+
+  private recordJob(job: JobRow, plan: Plan, capture: CaptureTime | undefined): void {
+    this.recordTimes(job);
+    if (plan.kind === 'full' && !this.report.attached) {
+      const described = subdirFromDescription(job.description);
+      if (
+        described !== undefined &&
+        described !== 'LATEST' &&
+        described !== this.report.outputs['backup-path']
+      ) {
+        // The cluster is the truth on where the backup went.
+        this.recordPlan({ kind: 'full', appendTo: described }, capture);
+      }
+    }
+  }
+
+  private async verify(plan: Plan, capture: CaptureTime | undefined): Promise<void> {
+    const result = await verifyBackup({
+      config: this.config,
+      link: this.link,
+      uri: this.destination!.uri,
+      fullSubdir: this.report.outputs['backup-path']!,
+      kind: plan.kind,
+      capture,
+      openStore: this.deps.openStore,
+      signal: this.deps.signal,
+      reconnectBudgetMs: this.timings.reconnectBudgetMs,
+      log: (m) => this.log(m),
+      showBackup: (subdir, checkFiles) =>
+        showBackupStatement(this.destination!.uri, subdir, {
+          checkFiles,
+          encryptionPassphrase: this.config.encryptionPassphrase,
+          kmsUri: this.config.kmsUri,
+        }),
+    });
+    const o = this.report.outputs;
+    o.verified = result.verified;
+    this.report.verifyChecks = result.checks;
+    if (result.incrementalPath) this.report.incrementalPath = result.incrementalPath;
+    if (result.sizeBytes !== undefined) o['size-bytes'] = String(result.sizeBytes);
+    if (result.objectCount !== undefined) o['object-count'] = String(result.objectCount);
+    if (result.verified === 'false') {
+      throw new StepFailure(`The backup job succeeded but verification failed: ${result.problem}`, 'failed');
+    }
+  }
+
+  private async prune(plan: Plan): Promise<void> {
+    const summary = await pruneAfterBackup({
+      config: this.config,
+      openStore: this.deps.openStore,
+      protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
+      now: new Date(this.deps.clock.now()),
+      log: (m) => this.log(m),
+      verified: this.report.outputs.verified === 'true',
+    });
+    if (summary) {
+      this.report.prune = summary;
+      if (summary.failures.length > 0) {
+        throw new StepFailure(
+          `Pruning failed for ${summary.failures.length} object(s): ${summary.failures.slice(0, 5).join('; ')}`,
+          'failed',
+        );
+      }
+    }
+  }
+}
+
+function newest(jobs: JobRow[]): JobRow {
+  return [...jobs].sort((a, b) => Number((b.created?.micros ?? 0n) - (a.created?.micros ?? 0n)))[0]!;
+}
+
+/** The AS OF SYSTEM TIME of an attached job, from its description, when it is an absolute timestamp. */
+function captureFromDescription(description: string): CaptureTime | undefined {
+  const m = /AS OF SYSTEM TIME '([^']+)'/.exec(description);
+  const t = m ? parseClusterTime(m[1]) : undefined;
+  return t ? captureTimeFromMicros(t.micros) : undefined;
+}
+
+function joinUri(collection: string, subdir: string): string {
+  return `${collection.replace(/\/+$/, '')}/${subdir.replace(/^\/+/, '')}`;
+}
+
+/** The collection as RESTORE needs it, with placeholders where credentials go. */
+function restoreCollection(config: Config): string {
+  const c = config.collection;
+  if (c.kind === 'external') return c.display;
+  const params: string[] = [];
+  if (config.s3Auth === 'implicit') params.push('AUTH=implicit');
+  else params.push('AWS_ACCESS_KEY_ID=<key-id>', 'AWS_SECRET_ACCESS_KEY=<secret>');
+  if (config.awsRegion) params.push(`AWS_REGION=${encodeURIComponent(config.awsRegion)}`);
+  if (config.s3Endpoint) params.push(`AWS_ENDPOINT=${encodeURIComponent(config.s3Endpoint)}`);
+  return `${c.display}?${params.join('&')}`;
+}

@@ -1,0 +1,174 @@
+/**
+ * The one door every e2e scenario goes through: it starts the project's S3
+ * server and test cluster, runs the bundle, and fails the test when any
+ * secret (raw, URL-encoded or form-encoded) shows up anywhere the runner
+ * would publish it, or in SQL text the cluster received.
+ */
+import type { ActionRunOptions, ActionRunResult, RunningAction } from '../support/action-runner.js';
+import { startAction } from '../support/action-runner.js';
+import type { TestCluster, TestClusterOptions } from '../support/cluster/index.js';
+import { startTestCluster } from '../support/cluster/index.js';
+import type { S3TestServer } from '../support/s3/server.js';
+import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+
+export const BUCKET = 'backups';
+
+export interface E2eEnv {
+  s3: S3TestServer;
+  cluster: TestCluster;
+  /** `s3://backups/<path>` */
+  collection(path?: string): string;
+  /** Inputs for a working backup as root; override any of them. */
+  inputs(overrides?: Record<string, string>): Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startE2eEnv(opts: Partial<TestClusterOptions> = {}): Promise<E2eEnv> {
+  const s3 = await startS3Server({ buckets: [BUCKET] });
+  let cluster: TestCluster;
+  try {
+    cluster = await startTestCluster({ jobDurationMs: 1500, ...opts });
+  } catch (err) {
+    await s3.close();
+    throw err;
+  }
+  let n = 0;
+  return {
+    s3,
+    cluster,
+    collection: (path?: string) => `s3://${BUCKET}/${path ?? `coll-${++n}`}`,
+    inputs(overrides = {}) {
+      return {
+        'connection-string': cluster.url('root'),
+        collection: `s3://${BUCKET}/cluster`,
+        'aws-access-key-id': TEST_S3_CREDENTIAL.accessKeyId,
+        'aws-secret-access-key': TEST_S3_CREDENTIAL.secretAccessKey,
+        'aws-region': s3.region,
+        's3-endpoint': s3.endpoint,
+        'poll-interval': '1s',
+        ...overrides,
+      };
+    },
+    async close() {
+      await cluster.close();
+      await s3.close();
+    },
+  };
+}
+
+const SECRET_INPUTS = [
+  'connection-string',
+  'grant-connection-string',
+  'aws-secret-access-key',
+  'aws-session-token',
+  'encryption-passphrase',
+  'kms-uri',
+  'client-key',
+];
+const SECRET_ENV = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+
+/** Every secret a run was given, including the password inside each connection string. */
+export function secretsOf(opts: ActionRunOptions, extra: string[] = []): string[] {
+  const values: string[] = [...extra];
+  for (const name of SECRET_INPUTS) {
+    const v = opts.inputs[name];
+    if (!v) continue;
+    values.push(v);
+    if (name.endsWith('connection-string')) {
+      try {
+        const pw = decodeURIComponent(new URL(v).password);
+        if (pw) values.push(pw);
+      } catch {
+        // a malformed connection string is itself the secret
+      }
+    }
+    if (name === 'client-key')
+      values.push(...v.split('\n').filter((l) => l.trim().length > 8 && !l.startsWith('-----')));
+  }
+  for (const name of SECRET_ENV) if (opts.env?.[name]) values.push(opts.env[name]);
+  return [...new Set(values.filter((v) => v.length >= 4))];
+}
+
+export function secretForms(value: string): string[] {
+  const form = new URLSearchParams({ x: value }).toString().slice(2);
+  return [...new Set([value, encodeURIComponent(value), form, form.replace(/%20/g, '+')])];
+}
+
+export interface LeakReport {
+  where: string;
+  form: string;
+}
+
+/** Where any secret form appears in what the runner would publish (`::add-mask::` lines aside). */
+export function findLeaks(result: ActionRunResult, secrets: string[]): LeakReport[] {
+  const published = {
+    stdout: result.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n'),
+    stderr: result.stderr,
+    GITHUB_OUTPUT: result.outputFile,
+    GITHUB_STEP_SUMMARY: result.summary,
+    GITHUB_STATE: result.stateFile,
+  };
+  const leaks: LeakReport[] = [];
+  for (const secret of secrets) {
+    for (const form of secretForms(secret)) {
+      for (const [where, text] of Object.entries(published)) {
+        if (text.includes(form)) leaks.push({ where, form: redactForReport(form) });
+      }
+    }
+  }
+  return leaks;
+}
+
+/** Secrets in SQL text the cluster received (they may only travel as bind parameters). */
+export function findSqlLeaks(cluster: TestCluster, secrets: string[], sinceIndex = 0): LeakReport[] {
+  const leaks: LeakReport[] = [];
+  for (const entry of cluster.statementLog.slice(sinceIndex)) {
+    for (const secret of secrets) {
+      for (const form of secretForms(secret)) {
+        if (entry.sql.includes(form))
+          leaks.push({ where: `SQL text: ${entry.sql.slice(0, 80)}`, form: redactForReport(form) });
+      }
+    }
+  }
+  return leaks;
+}
+
+function redactForReport(form: string): string {
+  return `${form.slice(0, 3)}…(${form.length} chars)`;
+}
+
+export interface Scenario extends ActionRunOptions {
+  /** Secrets the inputs don't show (e.g. a password set only on the cluster). */
+  extraSecrets?: string[];
+}
+
+/** Start the bundle under the leak probe; `done` rejects when a secret leaked. */
+export function startScenario(env: E2eEnv, scenario: Scenario): RunningAction {
+  const logStart = env.cluster.statementLog.length;
+  const running = startAction(scenario);
+  const secrets = secretsOf(scenario, scenario.extraSecrets);
+  const done = running.done.then((result) => {
+    const leaks = [...findLeaks(result, secrets), ...findSqlLeaks(env.cluster, secrets, logStart)];
+    if (leaks.length > 0) {
+      throw new Error(`secret leaked: ${leaks.map((l) => `${l.form} in ${l.where}`).join('; ')}`);
+    }
+    return result;
+  });
+  return { ...running, done };
+}
+
+export function runScenario(env: E2eEnv, scenario: Scenario): Promise<ActionRunResult> {
+  return startScenario(env, scenario).done;
+}
+
+/** Poll until cond() holds, at most timeoutMs. */
+export async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
