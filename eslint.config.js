@@ -12,6 +12,8 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
       eqeqeq: ['error', 'always', { null: 'ignore' }],
+      // Input validation must reject control characters on purpose.
+      'no-control-regex': 'off',
     },
   },
   {

@@ -10,7 +10,6 @@ import type { BackupDestination, StorageSettings } from './destination.js';
 import {
   buildBackupDestination,
   descriptionTargetsCollection,
-  storageSettings,
   subdirFromDescription,
 } from './destination.js';
 import type { InputReader } from './inputs.js';
@@ -27,7 +26,7 @@ import {
   submitBackup,
   waitForJob,
 } from './job.js';
-import type { ActionIO, Outputs, RunReport } from './report.js';
+import type { ActionIO, RunReport } from './report.js';
 import { ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
 import { describeError, SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';

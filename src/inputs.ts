@@ -1,0 +1,792 @@
+/**
+ * Every input read and validated into one typed, frozen Config before
+ * anything connects. Secrets are registered (and so masked) before any
+ * validation can throw. Each error names the input and says what to write.
+ */
+import type { SecretRegistry } from './secrets.js';
+import type {
+  AsOfSystemTime,
+  AwsCredentials,
+  BackupType,
+  Collection,
+  Config,
+  ConnectionConfig,
+  IfRunning,
+  OnTimeout,
+  PathStyle,
+  S3Auth,
+  SslMode,
+  VerifyMode,
+} from './types.js';
+
+export type InputReader = (name: string) => string;
+type Env = Readonly<Record<string, string | undefined>>;
+
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(`Input \`${input}\`: ${message}`);
+    this.name = 'InputError';
+  }
+}
+
+export interface ReadResult {
+  config: Config;
+  warnings: string[];
+  notices: string[];
+}
+
+const MAX_INPUT_LENGTH = 32 * 1024;
+const MAX_IDENTIFIER_BYTES = 128;
+const MAX_ROLE_BYTES = 63;
+
+const SECRET_INPUTS = [
+  'connection-string',
+  'grant-connection-string',
+  'aws-secret-access-key',
+  'aws-session-token',
+  'encryption-passphrase',
+  'kms-uri',
+  'client-key',
+] as const;
+
+export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegistry): ReadResult {
+  registerSecrets(getInput, env, secrets);
+  const read = (name: string): string => {
+    const v = (getInput(name) ?? '').trim();
+    if (v.length > MAX_INPUT_LENGTH)
+      throw new InputError(name, `is ${v.length} characters long; the limit is ${MAX_INPUT_LENGTH}.`);
+    return v;
+  };
+  const warnings: string[] = [];
+  const notices: string[] = [];
+
+  const collection = parseCollection(read('collection'), secrets);
+  const external = collection.kind === 'external';
+  if (external) rejectStorageInputsForExternal(read);
+
+  const caCert = optionalPem(read('ca-cert'), 'ca-cert', 'CERTIFICATE');
+  const clientCert = optionalPem(read('client-cert'), 'client-cert', 'CERTIFICATE');
+  const clientKey = optionalPem(read('client-key'), 'client-key', 'PRIVATE KEY');
+  if ((clientCert === undefined) !== (clientKey === undefined)) {
+    throw new InputError(
+      clientCert === undefined ? 'client-cert' : 'client-key',
+      'client-cert and client-key go together: set both (PEM texts from secrets) or neither.',
+    );
+  }
+  const tls = { caCert, clientCert, clientKey };
+  const connection = parseConnectionString(read('connection-string'), 'connection-string', tls, true)!;
+  const grantRaw = read('grant-connection-string');
+  const grantConnection = grantRaw
+    ? parseConnectionString(grantRaw, 'grant-connection-string', tls, true)!
+    : connection;
+  for (const c of grantRaw ? [connection, grantConnection] : [connection])
+    warnings.push(...transportWarnings(c));
+
+  const s3Auth = oneOf<S3Auth>(read('s3-auth') || 'specified', 's3-auth', ['specified', 'implicit']);
+  const aws = external ? { source: 'none' as const } : readAwsCredentials(read, env, s3Auth, collection);
+  const awsRegion = external
+    ? undefined
+    : read('aws-region') || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined;
+  if (awsRegion !== undefined && !/^[a-z0-9-]{2,32}$/.test(awsRegion)) {
+    throw new InputError(
+      'aws-region',
+      `"${awsRegion}" is not an AWS region name. Write one such as us-east-1 or eu-west-1.`,
+    );
+  }
+  const s3Endpoint = parseEndpoint(read('s3-endpoint'));
+  const s3PathStyle = oneOf<PathStyle>(read('s3-path-style') || 'auto', 's3-path-style', [
+    'auto',
+    'true',
+    'false',
+  ]);
+  const assumeRole = parseAssumeRole(read('assume-role'));
+
+  const encryptionPassphrase = read('encryption-passphrase') || undefined;
+  const kmsUri = parseKmsUri(read('kms-uri'));
+  if (encryptionPassphrase !== undefined && kmsUri !== undefined) {
+    throw new InputError(
+      'kms-uri',
+      'encryption-passphrase and kms-uri cannot both be set: choose one way to encrypt the backup.',
+    );
+  }
+  const verify = oneOf<VerifyMode>(read('verify') || 'manifest', 'verify', ['none', 'manifest', 'files']);
+  const pruneKeepLast = parsePositiveInt(read('prune-keep-last'), 'prune-keep-last');
+  const pruneOlderThanMs = parseDurationInput(read('prune-older-than'), 'prune-older-than', {
+    minMs: 60_000,
+  });
+  if ((pruneKeepLast !== undefined || pruneOlderThanMs !== undefined) && verify === 'none') {
+    throw new InputError(
+      pruneKeepLast !== undefined ? 'prune-keep-last' : 'prune-older-than',
+      'pruning deletes old backups only after the new one is verified, and verify is none. Set verify to manifest or files, or remove the prune inputs.',
+    );
+  }
+  if (s3Auth === 'specified' && !external) {
+    notices.push(
+      'The AWS credentials are handed to the cluster in the backup URI; CockroachDB keeps them in the job record until the job is garbage-collected.',
+    );
+  }
+  if (aws.sessionToken) {
+    warnings.push(
+      'aws-session-token is set: temporary credentials expire (by default after 1 hour) and the backup must finish before they do. Set role-duration-seconds in configure-aws-credentials to outlast the backup.',
+    );
+  }
+
+  const timeoutMs = parseDurationInput(read('timeout'), 'timeout', { minMs: 1 });
+  const config: Config = {
+    connection,
+    grantConnection,
+    grantConnectionGiven: grantRaw !== '',
+    collection,
+    aws,
+    ...(awsRegion !== undefined ? { awsRegion } : {}),
+    ...(s3Endpoint !== undefined ? { s3Endpoint } : {}),
+    s3PathStyle,
+    s3Auth,
+    ...(assumeRole !== undefined ? { assumeRole } : {}),
+    backupType: oneOf<BackupType>(read('backup-type') || 'full', 'backup-type', [
+      'full',
+      'incremental',
+      'auto',
+    ]),
+    databases: parseDatabaseList(read('databases')),
+    asOfSystemTime: parseAsOfSystemTime(read('as-of-system-time') || '-10s'),
+    revisionHistory: parseBoolean(read('revision-history'), 'revision-history', true),
+    ...(encryptionPassphrase !== undefined ? { encryptionPassphrase } : {}),
+    ...(kmsUri !== undefined ? { kmsUri } : {}),
+    ...(read('grant-to') ? { grantTo: parseRole(read('grant-to'), 'grant-to') } : {}),
+    wait: parseBoolean(read('wait'), 'wait', true),
+    pollIntervalMs: parseDurationInput(read('poll-interval') || '5s', 'poll-interval', {
+      minMs: 100,
+      maxMs: 600_000,
+    })!,
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    pausedTimeoutMs: parseDurationInput(read('paused-timeout') || '10m', 'paused-timeout', { minMs: 1000 })!,
+    onTimeout: oneOf<OnTimeout>(read('on-timeout') || 'cancel', 'on-timeout', ['cancel', 'leave']),
+    cancelOnAbort: parseBoolean(read('cancel-on-abort'), 'cancel-on-abort', true),
+    ifRunning: oneOf<IfRunning>(read('if-running') || 'start', 'if-running', [
+      'start',
+      'attach',
+      'wait',
+      'fail',
+    ]),
+    verify,
+    ...(pruneKeepLast !== undefined ? { pruneKeepLast } : {}),
+    ...(pruneOlderThanMs !== undefined ? { pruneOlderThanMs } : {}),
+    pruneDryRun: parseBoolean(read('prune-dry-run'), 'prune-dry-run', false),
+    summary: parseBoolean(read('summary'), 'summary', true),
+  };
+  return { config: deepFreeze(config), warnings, notices };
+}
+
+function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistry): void {
+  for (const name of SECRET_INPUTS) {
+    const value = (getInput(name) ?? '').trim();
+    secrets.add(value);
+    if (name.endsWith('connection-string')) secrets.add(passwordOf(value));
+  }
+  secrets.add(env.AWS_SECRET_ACCESS_KEY);
+  secrets.add(env.AWS_SESSION_TOKEN);
+  // A collection that carries a secret parameter is rejected below; its text must not show in that error.
+  const collection = (getInput('collection') ?? '').trim();
+  if (/AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN/i.test(collection)) {
+    secrets.add(collection);
+    for (const m of collection.matchAll(/(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=([^&]*)/gi)) {
+      secrets.add(m[1]);
+      secrets.add(safeDecode(m[1]!));
+    }
+  }
+}
+
+function passwordOf(connectionString: string): string | undefined {
+  const m = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(connectionString);
+  return m ? safeDecode(m[1]!) : undefined;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+// ---- booleans, enums, numbers, durations -----------------------------------------------------------
+
+const TRUE = new Set(['true', 'True', 'TRUE']);
+const FALSE = new Set(['false', 'False', 'FALSE']);
+
+/** YAML 1.2 core schema booleans, as core.getBooleanInput reads them. */
+export function parseBoolean(value: string, name: string, defaultValue: boolean): boolean {
+  if (value === '') return defaultValue;
+  if (TRUE.has(value)) return true;
+  if (FALSE.has(value)) return false;
+  throw new InputError(name, `"${clip(value)}" is not a boolean. Write true or false.`);
+}
+
+function oneOf<T extends string>(value: string, name: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(name, `"${clip(value)}" is not one of ${allowed.join(', ')}. Write one of those.`);
+}
+
+function parsePositiveInt(value: string, name: string): number | undefined {
+  if (value === '') return undefined;
+  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 1) {
+    throw new InputError(name, `"${clip(value)}" is not a whole number of 1 or more. Write e.g. 7.`);
+  }
+  return Number(value);
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `90s`, `5m`, `1h30m`, `30d`, or a bare number of seconds; undefined when not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(t)) return undefined;
+  let total = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return Math.round(total);
+}
+
+function parseDurationInput(
+  value: string,
+  name: string,
+  bounds: { minMs: number; maxMs?: number },
+): number | undefined {
+  if (value === '') return undefined;
+  const ms = parseDuration(value);
+  const example = 'such as 500ms, 90s, 5m, 1h30m, 30d or a number of seconds';
+  if (ms === undefined)
+    throw new InputError(name, `"${clip(value)}" is not a duration. Write one ${example}.`);
+  if (ms < bounds.minMs)
+    throw new InputError(name, `${value} is too short: the minimum is ${formatMs(bounds.minMs)}.`);
+  if (bounds.maxMs !== undefined && ms > bounds.maxMs) {
+    throw new InputError(name, `${value} is too long: the maximum is ${formatMs(bounds.maxMs)}.`);
+  }
+  return ms;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : ms < 60_000 ? `${ms / 1000}s` : `${ms / 60_000}m`;
+}
+
+// ---- AS OF SYSTEM TIME -------------------------------------------------------------------------------
+
+const AOST_UNITS_MICROS: Record<string, bigint> = {
+  us: 1n,
+  µs: 1n,
+  ms: 1000n,
+  s: 1_000_000n,
+  m: 60_000_000n,
+  h: 3_600_000_000n,
+};
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+export function parseAsOfSystemTime(value: string): AsOfSystemTime {
+  const name = 'as-of-system-time';
+  const advice =
+    'Write a negative interval such as -10s, -500ms or -1m30s, or a UTC timestamp such as 2026-11-24 11:40:45.';
+  if (/^-(\d+(\.\d+)?(us|µs|ms|s|m|h))+$/.test(value)) {
+    let micros = 0n;
+    for (const m of value.slice(1).matchAll(/(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)/g)) {
+      const [whole, frac = ''] = m[1]!.split('.');
+      const unit = AOST_UNITS_MICROS[m[2]!]!;
+      micros += BigInt(whole!) * unit + (BigInt((frac + '000000000').slice(0, 9)) * unit) / 1_000_000_000n;
+    }
+    if (micros <= 0n)
+      throw new InputError(name, `"${clip(value)}" is zero: the backup must read the past. ${advice}`);
+    if (micros > 7n * 86_400_000_000n) {
+      throw new InputError(
+        name,
+        `"${clip(value)}" is more than a week back, past any garbage-collection window. ${advice}`,
+      );
+    }
+    return { kind: 'interval', text: value, micros };
+  }
+  const m = TIMESTAMP.exec(value);
+  if (m) {
+    const [, y, mo, d, h, mi, s, frac = '', zone] = m;
+    const base = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
+    if (Number.isNaN(base) || new Date(base).getUTCDate() !== Number(d)) {
+      throw new InputError(name, `"${clip(value)}" is not a valid date and time. ${advice}`);
+    }
+    let micros = BigInt(base) * 1000n + BigInt((frac + '000000').slice(0, 6));
+    micros -= BigInt(zoneMinutes(zone)) * 60_000_000n;
+    if (micros > BigInt(Date.now()) * 1000n) {
+      throw new InputError(name, `${value} is in the future; a backup can only capture the past. ${advice}`);
+    }
+    const iso =
+      new Date(Number(micros / 1000n)).toISOString().slice(0, 19) +
+      `.${(micros % 1_000_000n).toString().padStart(6, '0')}Z`;
+    return { kind: 'timestamp', text: value, iso };
+  }
+  if (/^\+?\d/.test(value) && parseDuration(value.replace(/^\+/, '')) !== undefined) {
+    throw new InputError(
+      name,
+      `"${clip(value)}" is a positive interval: the time must lie in the past. ${advice}`,
+    );
+  }
+  throw new InputError(name, `"${clip(value)}" is neither a negative interval nor a timestamp. ${advice}`);
+}
+
+function zoneMinutes(zone: string | undefined): number {
+  if (zone === undefined || zone === 'Z') return 0;
+  const sign = zone.startsWith('-') ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'));
+}
+
+// ---- identifiers -------------------------------------------------------------------------------------
+
+/**
+ * Comma-separated database names with SQL identifier rules: unquoted names
+ * are folded to lower case; a double-quoted name keeps spaces, case and
+ * commas, with `""` for a literal quote.
+ */
+export function parseDatabaseList(text: string): string[] {
+  const name = 'databases';
+  if (text.length > 4096)
+    throw new InputError(
+      name,
+      'is longer than 4096 characters. List fewer databases, or back up the whole cluster.',
+    );
+  if (text.trim() === '') return [];
+  const names: string[] = [];
+  let i = 0;
+  const s = text;
+  const skipSpace = (): void => {
+    while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
+  };
+  for (;;) {
+    skipSpace();
+    let ident: string;
+    if (s[i] === '"') {
+      i++;
+      let out = '';
+      for (;;) {
+        if (i >= s.length)
+          throw new InputError(name, `a quoted name is not closed. Write names like shop, "Weird Name".`);
+        if (s[i] === '"') {
+          if (s[i + 1] === '"') {
+            out += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        out += s[i++];
+      }
+      ident = out;
+      if (ident === '') throw new InputError(name, 'an empty quoted name ("") is not a database. Remove it.');
+    } else {
+      const start = i;
+      while (i < s.length && s[i] !== ',') i++;
+      const raw = s.slice(start, i).trim();
+      if (raw === '')
+        throw new InputError(name, 'has an empty name between commas. Write names like shop, "Weird Name".');
+      ident = raw.toLowerCase();
+      if (!/^[a-z_][a-z0-9_$]*$/.test(ident)) {
+        throw new InputError(
+          name,
+          `"${clip(raw)}" is not a plain SQL identifier (letters, digits, _ and $; not starting with a digit). Put such a name in double quotes, e.g. "${clip(raw).replace(/"/g, '""')}".`,
+        );
+      }
+    }
+    if (/[\u0000-\u001f\u007f]/.test(ident)) {
+      throw new InputError(
+        name,
+        'a name contains a control character or a line break. Write names on one line.',
+      );
+    }
+    if (Buffer.byteLength(ident) > MAX_IDENTIFIER_BYTES) {
+      throw new InputError(name, `a name is longer than ${MAX_IDENTIFIER_BYTES} bytes.`);
+    }
+    if (names.includes(ident))
+      throw new InputError(name, `"${clip(ident)}" is listed twice. List each database once.`);
+    names.push(ident);
+    skipSpace();
+    if (i >= s.length) break;
+    if (s[i] !== ',')
+      throw new InputError(name, `unexpected text after a quoted name. Separate names with commas.`);
+    i++;
+  }
+  return names;
+}
+
+function parseRole(value: string, name: string): string {
+  const folded = value.toLowerCase();
+  if (!/^[a-z_][a-z0-9_.-]*$/.test(folded) || Buffer.byteLength(folded) > MAX_ROLE_BYTES) {
+    throw new InputError(
+      name,
+      `"${clip(value)}" is not a role name. Write a plain user or role name (letters, digits, _, . and -, up to ${MAX_ROLE_BYTES} bytes), e.g. backup_user.`,
+    );
+  }
+  return folded;
+}
+
+// ---- connection strings ------------------------------------------------------------------------------
+
+const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+const FILE_PARAMS: Record<string, string> = {
+  sslrootcert: 'ca-cert',
+  sslcert: 'client-cert',
+  sslkey: 'client-key',
+};
+const PASSED_PARAMS = new Set(['options', 'connect_timeout']);
+
+function parseConnectionString(
+  value: string,
+  name: string,
+  tls: { caCert?: string; clientCert?: string; clientKey?: string },
+  required: boolean,
+): ConnectionConfig | undefined {
+  const example = 'postgresql://user:password@host:26257/defaultdb?sslmode=verify-full';
+  if (value === '') {
+    if (!required) return undefined;
+    throw new InputError(name, `is required. Write a connection URL such as ${example}, from a secret.`);
+  }
+  if (!/^postgres(ql)?:\/\//i.test(value)) {
+    throw new InputError(name, `must be a postgresql:// URL. Write one such as ${example}, from a secret.`);
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError(
+      name,
+      `is not a valid URL (characters such as @, : or / in the password must be percent-encoded). Write one such as ${example}.`,
+    );
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new InputError(name, `has no host. Write one such as ${example}.`);
+  const user = safeDecode(url.username);
+  if (!user) throw new InputError(name, `has no user name. Write one such as ${example}.`);
+  const port = url.port ? Number(url.port) : 26257;
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new InputError(name, `has an invalid port. Write e.g. :26257.`);
+  const database = safeDecode(url.pathname.replace(/^\//, '')) || 'defaultdb';
+  if (/[\u0000-\u001f/]/.test(database))
+    throw new InputError(name, `has an invalid database name in its path.`);
+  const params: Record<string, string> = {};
+  let sslmode: SslMode | undefined;
+  for (const [key, v] of url.searchParams) {
+    if (key === 'sslmode') {
+      if (!(SSL_MODES as readonly string[]).includes(v)) {
+        throw new InputError(
+          name,
+          `sslmode=${clip(v)} is not a libpq sslmode. Write one of ${SSL_MODES.join(', ')} (verify-full recommended).`,
+        );
+      }
+      sslmode = v as SslMode;
+    } else if (key in FILE_PARAMS) {
+      throw new InputError(
+        name,
+        `${key} points to a file, which the runner does not have. Remove it and put the PEM text in the ${FILE_PARAMS[key]} input instead.`,
+      );
+    } else if (key === 'application_name') {
+      throw new InputError(
+        name,
+        `application_name is set by the action itself (so the DBA sees the workflow run). Remove it.`,
+      );
+    } else if (PASSED_PARAMS.has(key)) {
+      params[key] = v;
+    } else {
+      throw new InputError(
+        name,
+        `has an unknown parameter "${clip(key)}". Remove it; supported: sslmode, options, connect_timeout.`,
+      );
+    }
+  }
+  const password = url.password ? safeDecode(url.password) : undefined;
+  return {
+    input: name,
+    host,
+    port,
+    database,
+    user,
+    ...(password !== undefined ? { password } : {}),
+    sslmode: sslmode ?? (tls.caCert !== undefined ? 'verify-full' : 'prefer'),
+    ...(tls.caCert !== undefined ? { caCert: tls.caCert } : {}),
+    ...(tls.clientCert !== undefined ? { clientCert: tls.clientCert, clientKey: tls.clientKey } : {}),
+    params,
+  };
+}
+
+function transportWarnings(c: ConnectionConfig): string[] {
+  const loopback = /^(localhost|127\.\d+\.\d+\.\d+|::1)$/i.test(c.host);
+  if (c.sslmode === 'require' && c.caCert === undefined) {
+    return [
+      `${c.input}: sslmode=require encrypts but does not verify the server. Use sslmode=verify-full with the ca-cert input.`,
+    ];
+  }
+  if (['disable', 'allow', 'prefer'].includes(c.sslmode) && !loopback) {
+    return [
+      `${c.input}: sslmode=${c.sslmode} to ${c.host} may send the password and data unencrypted or to an unverified server. Use sslmode=verify-full with the ca-cert input.`,
+    ];
+  }
+  return [];
+}
+
+function optionalPem(value: string, name: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string | undefined {
+  if (value === '') return undefined;
+  const re =
+    kind === 'CERTIFICATE'
+      ? /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/
+      : /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
+  if (!re.test(value)) {
+    throw new InputError(
+      name,
+      `is not a PEM ${kind.toLowerCase()}. Paste the PEM text (-----BEGIN ${kind}----- …) from a secret, not a file path.`,
+    );
+  }
+  return value.endsWith('\n') ? value : `${value}\n`;
+}
+
+// ---- collection and storage --------------------------------------------------------------------------
+
+const DUPLICATE_PARAMS: Record<string, string> = {
+  AWS_ACCESS_KEY_ID: 'aws-access-key-id',
+  AWS_ENDPOINT: 's3-endpoint',
+  AWS_REGION: 'aws-region',
+  AUTH: 's3-auth',
+  ASSUME_ROLE: 'assume-role',
+  AWS_USE_PATH_STYLE: 's3-path-style',
+};
+const SECRET_PARAMS: Record<string, string> = {
+  AWS_SECRET_ACCESS_KEY: 'aws-secret-access-key',
+  AWS_SESSION_TOKEN: 'aws-session-token',
+};
+const ALLOWED_PARAMS = new Set(['S3_STORAGE_CLASS', 'AWS_SERVER_ENC_MODE', 'AWS_SERVER_KMS_ID']);
+
+function parseCollection(value: string, secrets: SecretRegistry): Collection {
+  const name = 'collection';
+  const examples = 'Write s3://bucket/path or external://connection_name.';
+  if (value === '') throw new InputError(name, `is required. ${examples}`);
+  if (/[\u0000-\u001f\u007f\s]/.test(value))
+    throw new InputError(name, `contains spaces or control characters. ${examples}`);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (scheme === 'external') {
+    const m = /^external:\/\/([a-z_][a-z0-9_]*)$/i.exec(value);
+    if (!m)
+      throw new InputError(
+        name,
+        `"${clip(secrets.scrub(value))}" is not external://<name> with a plain connection name.`,
+      );
+    return {
+      kind: 'external',
+      raw: `external://${m[1]!.toLowerCase()}`,
+      name: m[1]!.toLowerCase(),
+      display: `external://${m[1]!.toLowerCase()}`,
+    };
+  }
+  if (scheme !== 's3') {
+    throw new InputError(
+      name,
+      `the ${scheme ? `${scheme}://` : 'given'} scheme is not supported by this action. ${examples}`,
+    );
+  }
+  const [location, query = ''] = value.slice('s3://'.length).split(/\?(.*)/s, 2) as [string, string?];
+  const [bucket = '', ...segments] = location.split('/');
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
+    throw new InputError(
+      name,
+      `"${clip(bucket)}" is not an S3 bucket name (3–63 lower-case letters, digits, dots and hyphens). ${examples}`,
+    );
+  }
+  const pathSegments = segments.filter((seg, i) => !(seg === '' && i === segments.length - 1));
+  for (const seg of pathSegments) {
+    if (seg === '' || seg === '.' || seg === '..' || /[\\'"]/.test(seg)) {
+      throw new InputError(
+        name,
+        `the path "${clip(pathSegments.join('/'))}" has an empty, "." or ".." segment or a quote. ${examples}`,
+      );
+    }
+  }
+  const extraParams: [string, string][] = [];
+  if (query !== '') {
+    for (const [key, v] of new URLSearchParams(query)) {
+      if (key in SECRET_PARAMS) {
+        throw new InputError(
+          name,
+          `must not carry ${key}: secrets in the collection would be printed. Put it in the ${SECRET_PARAMS[key]} input (from a secret).`,
+        );
+      }
+      if (key in DUPLICATE_PARAMS)
+        throw new InputError(name, `must not carry ${key}: use the ${DUPLICATE_PARAMS[key]} input instead.`);
+      if (!ALLOWED_PARAMS.has(key)) {
+        throw new InputError(
+          name,
+          `has an unknown parameter "${clip(key)}". Only S3_STORAGE_CLASS, AWS_SERVER_ENC_MODE and AWS_SERVER_KMS_ID may be given there.`,
+        );
+      }
+      extraParams.push([key, v]);
+    }
+    const enc = extraParams.find(([k]) => k === 'AWS_SERVER_ENC_MODE')?.[1];
+    if (enc !== undefined && enc !== 'AES256' && enc !== 'aws:kms') {
+      throw new InputError(name, `AWS_SERVER_ENC_MODE=${clip(enc)} is not AES256 or aws:kms.`);
+    }
+    if (enc === 'aws:kms' && !extraParams.some(([k]) => k === 'AWS_SERVER_KMS_ID')) {
+      throw new InputError(
+        name,
+        'AWS_SERVER_ENC_MODE=aws:kms needs AWS_SERVER_KMS_ID in the collection query too.',
+      );
+    }
+  }
+  const path = pathSegments.join('/');
+  return {
+    kind: 's3',
+    raw: value,
+    bucket,
+    path,
+    extraParams,
+    display: `s3://${bucket}${path ? `/${path}` : ''}`,
+  };
+}
+
+function rejectStorageInputsForExternal(read: (name: string) => string): void {
+  const defaults: Record<string, string> = {
+    's3-path-style': 'auto',
+    's3-auth': 'specified',
+    'prune-dry-run': 'false',
+  };
+  const storageInputs = [
+    'aws-access-key-id',
+    'aws-secret-access-key',
+    'aws-session-token',
+    'aws-region',
+    's3-endpoint',
+    's3-path-style',
+    's3-auth',
+    'assume-role',
+    'prune-keep-last',
+    'prune-older-than',
+    'prune-dry-run',
+  ];
+  for (const input of storageInputs) {
+    const v = read(input);
+    if (v !== '' && v !== defaults[input]) {
+      throw new InputError(
+        input,
+        'cannot be used with an external:// collection: the external connection holds the storage settings. Remove it.',
+      );
+    }
+  }
+}
+
+function readAwsCredentials(
+  read: (n: string) => string,
+  env: Env,
+  auth: S3Auth,
+  collection: Collection,
+): AwsCredentials {
+  const fromInputs = read('aws-access-key-id') !== '' || read('aws-secret-access-key') !== '';
+  const accessKeyId = fromInputs ? read('aws-access-key-id') : (env.AWS_ACCESS_KEY_ID ?? '').trim();
+  const secretAccessKey = fromInputs
+    ? read('aws-secret-access-key')
+    : (env.AWS_SECRET_ACCESS_KEY ?? '').trim();
+  const sessionToken = (
+    fromInputs ? read('aws-session-token') : read('aws-session-token') || env.AWS_SESSION_TOKEN || ''
+  ).trim();
+  if (auth === 'implicit') {
+    if (read('aws-access-key-id') || read('aws-secret-access-key') || read('aws-session-token')) {
+      throw new InputError(
+        's3-auth',
+        'is implicit (the cluster nodes use their own IAM role), but AWS keys are given as inputs. Remove the aws-* key inputs, or set s3-auth: specified.',
+      );
+    }
+    return { source: 'none' };
+  }
+  if (collection.kind === 's3') {
+    if (!accessKeyId) {
+      throw new InputError(
+        'aws-access-key-id',
+        'is required for an s3:// collection with s3-auth: specified. Set it (or run aws-actions/configure-aws-credentials first, which exports AWS_ACCESS_KEY_ID), or set s3-auth: implicit.',
+      );
+    }
+    if (!secretAccessKey) {
+      throw new InputError(
+        'aws-secret-access-key',
+        'is required with aws-access-key-id. Set it from a secret (or run aws-actions/configure-aws-credentials first), or set s3-auth: implicit.',
+      );
+    }
+  }
+  if (accessKeyId && !/^[A-Z0-9]{16,128}$/.test(accessKeyId)) {
+    throw new InputError(
+      'aws-access-key-id',
+      `"${clip(accessKeyId)}" is not an AWS access key id (upper-case letters and digits, e.g. AKIA…).`,
+    );
+  }
+  return {
+    ...(accessKeyId ? { accessKeyId } : {}),
+    ...(secretAccessKey ? { secretAccessKey } : {}),
+    ...(sessionToken ? { sessionToken } : {}),
+    source: fromInputs ? 'inputs' : accessKeyId ? 'environment' : 'none',
+  };
+}
+
+function parseEndpoint(value: string): string | undefined {
+  if (value === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError(
+      's3-endpoint',
+      `"${clip(value)}" is not a URL. Write one such as https://minio.example.com:9000.`,
+    );
+  }
+  if (!/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
+    throw new InputError(
+      's3-endpoint',
+      'must be an http(s):// URL without credentials, query or fragment, e.g. https://minio.example.com:9000.',
+    );
+  }
+  return value.replace(/\/+$/, '');
+}
+
+function parseAssumeRole(value: string): string | undefined {
+  if (value === '') return undefined;
+  for (const arn of value.split(',')) {
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,128}$/.test(arn.trim())) {
+      throw new InputError(
+        'assume-role',
+        `"${clip(arn)}" is not an IAM role ARN. Write arn:aws:iam::123456789012:role/name, or a comma-separated chain of them.`,
+      );
+    }
+  }
+  return value
+    .split(',')
+    .map((a) => a.trim())
+    .join(',');
+}
+
+function parseKmsUri(value: string): string | undefined {
+  if (value === '') return undefined;
+  if (!/^(aws-kms|aws|gs|azure-kms):\/\/\S+$/.test(value)) {
+    throw new InputError(
+      'kms-uri',
+      'is not a KMS URI. Write one such as aws-kms:///arn:aws:kms:…?AUTH=implicit&REGION=us-east-1 (from a secret).',
+    );
+  }
+  return value;
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------
+
+function clip(s: string): string {
+  const oneLine = s.replace(/[\r\n]+/g, '⏎');
+  return oneLine.length > 60 ? `${oneLine.slice(0, 57)}…` : oneLine;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
