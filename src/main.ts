@@ -233,7 +233,6 @@ class Step {
       await this.group(`Grant privileges to ${config.grantTo}`, () => this.grant());
     this.destination = buildBackupDestination(config, this.version!);
     this.secrets.add(this.destination.uri);
-    this.noteCredentials();
 
     const attached = await this.group('Check for running backups', () => this.handleRunningBackups(session));
     let capture: CaptureTime | undefined;
@@ -338,13 +337,6 @@ class Step {
         );
       }
     }
-  }
-
-  private noteCredentials(): void {
-    if (this.config.collection.kind !== 's3' || this.config.s3Auth !== 'specified') return;
-    this.log(
-      'The AWS credentials travel to the cluster in the backup URI; CockroachDB keeps them (secret redacted in SHOW JOBS) in the job record until the job is garbage-collected.',
-    );
   }
 
   /** `if-running`: another unfinished BACKUP into the same collection. Returns the job to attach to, if any. */

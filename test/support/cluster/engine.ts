@@ -1,0 +1,1483 @@
+/**
+ * The CockroachDB statement engine of the test cluster: the backup and jobs
+ * statements of the references, per version profile, with users and
+ * privileges, real jobs, counters and controls for tests.
+ */
+import type { Profile } from './profiles.js';
+import { controlJobAsSystemPrivilege, versionString } from './profiles.js';
+import type { Engine, Field, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
+import { DropConnection, Oid, SqlError } from './protocol-types.js';
+import type { S3Destination } from './jobs.js';
+import { JobStorage, parseDestination, passphraseHash, runBackup, sanitizeUri } from './jobs.js';
+import {
+  formatIdent,
+  formatTs,
+  fullSubdirOf,
+  likeToRegExp,
+  nowMicros,
+  parseIdent,
+  parseInterval,
+  parseTimestamp,
+  quoteLiteral,
+  resolveValue,
+  splitList,
+  syntaxError,
+  VALUE,
+} from './sqltext.js';
+
+export interface TestUser {
+  name: string;
+  password?: string;
+  admin?: boolean;
+  systemPrivileges?: string[];
+  roleOptions?: string[];
+}
+
+interface User {
+  name: string;
+  password?: string;
+  admin: boolean;
+  system: Map<string, boolean>; // privilege → grantable
+  roleOptions: Set<string>;
+  databases: Map<string, Set<string>>;
+}
+
+export interface Job {
+  id: string;
+  type: 'BACKUP';
+  status: string;
+  description: string;
+  statement: string;
+  user: string;
+  created: bigint;
+  started?: bigint;
+  finished?: bigint;
+  modified: bigint;
+  fraction: number;
+  error: string;
+  /** The destination as submitted (raw, with credentials). */
+  uri: string;
+  done: Promise<void>;
+  control: { paused: boolean; cancelled: boolean; resume?: () => void };
+}
+
+export interface JobSnapshot {
+  id: string;
+  status: string;
+  description: string;
+  user: string;
+  created: Date;
+  finished?: Date;
+  fractionCompleted: number;
+  error: string;
+  uri: string;
+}
+
+export interface StatementLogEntry {
+  sessionId: number;
+  user: string;
+  applicationName: string;
+  sql: string;
+  params: (string | null)[];
+  at: number;
+}
+
+export interface EngineOptions {
+  profile: Profile;
+  version?: string;
+  users: TestUser[];
+  databases: string[];
+  license: boolean;
+  jobDurationMs: number;
+  whenCompleteRecheckMs: number;
+  sessionLingerMs: number;
+}
+
+interface Session {
+  info: SessionInfo;
+  vars: Map<string, string>;
+  inTxn: boolean;
+  started: bigint;
+  closedAt?: number;
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
+
+export class CockroachEngine implements Engine {
+  readonly profile: Profile;
+  readonly version: string;
+  readonly users = new Map<string, User>();
+  readonly databases = new Set<string>();
+  readonly externalConnections = new Map<string, string>();
+  readonly jobs: Job[] = [];
+  readonly statementLog: StatementLogEntry[] = [];
+  readonly counters = { statements: 0, jobTableReads: 0, jobRowsScanned: 0 };
+  private readonly sessions = new Map<number, Session>();
+  private license: boolean;
+  private jobDurationMs: number;
+  private readonly recheckMs: number;
+  private sessionLingerMs: number;
+  private nextJobId = 1012345678901234567n + BigInt(Math.floor(Math.random() * 1e6)) * 1000n;
+  private loseNextAnswer: { lingerMs: number } | undefined;
+  private leakUri = false;
+  private closed = false;
+
+  constructor(opts: EngineOptions) {
+    this.profile = opts.profile;
+    this.version = opts.version ?? versionString(opts.profile);
+    this.license = opts.license;
+    this.jobDurationMs = opts.jobDurationMs;
+    this.recheckMs = opts.whenCompleteRecheckMs;
+    this.sessionLingerMs = opts.sessionLingerMs;
+    for (const d of opts.databases) this.databases.add(d);
+    for (const u of opts.users) this.addUser(u);
+  }
+
+  // ---- controls for tests --------------------------------------------------------------------------
+
+  addUser(u: TestUser): void {
+    this.users.set(u.name, {
+      name: u.name,
+      ...(u.password !== undefined ? { password: u.password } : {}),
+      admin: u.admin ?? false,
+      system: new Map((u.systemPrivileges ?? []).map((p) => [p.toUpperCase(), false])),
+      roleOptions: new Set((u.roleOptions ?? []).map((o) => o.toUpperCase())),
+      databases: new Map(),
+    });
+  }
+  addDatabase(name: string): void {
+    this.databases.add(name);
+  }
+  setLicense(on: boolean): void {
+    this.license = on;
+  }
+  setJobDuration(ms: number): void {
+    this.jobDurationMs = ms;
+  }
+  setSessionLinger(ms: number): void {
+    this.sessionLingerMs = ms;
+  }
+  leakUriInErrors(on: boolean): void {
+    this.leakUri = on;
+  }
+  /** The next BACKUP creates its job, then the connection drops before the answer; its session lingers. */
+  loseNextBackupAnswer(opts: { lingerMs: number }): void {
+    this.loseNextAnswer = opts;
+  }
+  failJob(id: string, message: string): void {
+    const job = this.job(id);
+    job.control.cancelled = true;
+    this.finish(job, 'failed', message);
+  }
+  cancelJobAsOtherUser(id: string): void {
+    this.requestCancel(this.job(id));
+  }
+  pauseJob(id: string): void {
+    const job = this.job(id);
+    if (TERMINAL.has(job.status)) return;
+    job.control.paused = true;
+    this.setStatus(job, 'pause-requested');
+    setTimeout(() => job.control.paused && !TERMINAL.has(job.status) && this.setStatus(job, 'paused'), 50);
+  }
+  resumeJob(id: string): void {
+    const job = this.job(id);
+    if (job.status !== 'paused' && job.status !== 'pause-requested') return;
+    job.control.paused = false;
+    this.setStatus(job, 'running');
+    job.control.resume?.();
+  }
+  deleteJobRecord(id: string): void {
+    const i = this.jobs.findIndex((j) => j.id === id);
+    if (i >= 0) this.jobs.splice(i, 1);
+  }
+  snapshots(): JobSnapshot[] {
+    const date = (m: bigint | undefined) => (m === undefined ? undefined : new Date(Number(m / 1000n)));
+    return this.jobs.map((j) => ({
+      id: j.id,
+      status: j.status,
+      description: j.description,
+      user: j.user,
+      created: date(j.created)!,
+      ...(j.finished !== undefined ? { finished: date(j.finished)! } : {}),
+      fractionCompleted: j.fraction,
+      error: j.error,
+      uri: j.uri,
+    }));
+  }
+  close(): void {
+    this.closed = true;
+    for (const j of this.jobs) {
+      j.control.cancelled = true;
+      j.control.resume?.();
+    }
+  }
+
+  private job(id: string): Job {
+    const job = this.jobs.find((j) => j.id === id);
+    if (!job) throw new Error(`no job ${id}`);
+    return job;
+  }
+
+  // ---- Engine --------------------------------------------------------------------------------------
+
+  findUser(name: string): UserRecord | undefined {
+    const u = this.users.get(name);
+    return u ? { name: u.name, ...(u.password !== undefined ? { password: u.password } : {}) } : undefined;
+  }
+
+  startupParameters(session: SessionInfo): Record<string, string> {
+    return {
+      application_name: session.startupParams.get('application_name') ?? '',
+      client_encoding: 'UTF8',
+      crdb_version: this.version,
+      DateStyle: 'ISO, MDY',
+      IntervalStyle: 'postgres',
+      is_superuser: this.users.get(session.user)?.admin ? 'on' : 'off',
+      server_version: '13.0.0',
+      session_authorization: session.user,
+      standard_conforming_strings: 'on',
+      TimeZone: 'UTC',
+      integer_datetimes: 'on',
+    };
+  }
+
+  openSession(session: SessionInfo): void {
+    const vars = new Map<string, string>([
+      ['application_name', session.startupParams.get('application_name') ?? ''],
+      ['statement_timeout', '0'],
+      ['timezone', 'UTC'],
+      ['intervalstyle', 'postgres'],
+    ]);
+    this.sessions.set(session.id, { info: session, vars, inTxn: false, started: nowMicros() });
+  }
+
+  closeSession(session: SessionInfo): void {
+    const s = this.sessions.get(session.id);
+    if (!s) return;
+    s.closedAt = Date.now();
+    const linger = Number(s.vars.get('__linger') ?? this.sessionLingerMs);
+    if (linger <= 0) this.sessions.delete(session.id);
+    else setTimeout(() => this.sessions.delete(session.id), linger).unref();
+  }
+
+  async execute(info: SessionInfo, rawSql: string, params: readonly (string | null)[]): Promise<QueryResult> {
+    const sql = rawSql.trim().replace(/;\s*$/, '');
+    const session = this.sessions.get(info.id);
+    if (!session) throw new SqlError('08003', 'session is closed');
+    this.counters.statements++;
+    this.statementLog.push({
+      sessionId: info.id,
+      user: info.user,
+      applicationName: session.vars.get('application_name') ?? '',
+      sql,
+      params: [...params],
+      at: Date.now(),
+    });
+    const started = Date.now();
+    return this.dispatch(session, sql, params, started);
+  }
+
+  private async dispatch(
+    s: Session,
+    sql: string,
+    params: readonly (string | null)[],
+    arrived: number,
+  ): Promise<QueryResult> {
+    let m: RegExpExecArray | null;
+    if ((m = /^SELECT\s+version\(\)(?:\s+AS\s+(\w+))?$/i.exec(sql)))
+      return single(m[1] ?? 'version', Oid.text, this.version);
+    if (/^SHOW\s+crdb_version$/i.test(sql)) return single('crdb_version', Oid.text, this.version);
+    if ((m = /^SELECT\s+crdb_internal\.is_admin\(\)(?:\s+AS\s+(\w+))?$/i.exec(sql))) {
+      return single(m[1] ?? 'crdb_internal.is_admin', Oid.bool, this.isAdmin(s.info.user) ? 't' : 'f');
+    }
+    if ((m = /^SELECT\s+now\(\)(::STRING)?(?:\s+AS\s+(\w+))?$/i.exec(sql))) {
+      return single(m[2] ?? 'now', m[1] ? Oid.text : Oid.timestamptz, formatTs(nowMicros(), true));
+    }
+    if ((m = /^SELECT\s+cluster_logical_timestamp\(\)(?:\s+AS\s+(\w+))?$/i.exec(sql))) {
+      return single(m[1] ?? 'cluster_logical_timestamp', Oid.numeric, `${nowMicros() * 1000n}.0000000000`);
+    }
+    if ((m = /^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|\s+TO\s+)\s*(.+)$/i.exec(sql)))
+      return this.setVar(s, m[1]!.toLowerCase(), m[2]!, params);
+    if (/^(BEGIN|START\s+TRANSACTION)$/i.test(sql)) {
+      s.inTxn = true;
+      return tagOnly('BEGIN');
+    }
+    if (/^(COMMIT|ROLLBACK|END)$/i.test(sql)) {
+      s.inTxn = false;
+      return tagOnly(/^ROLLBACK/i.test(sql) ? 'ROLLBACK' : 'COMMIT');
+    }
+    if (/^(GRANT|REVOKE)\s+SYSTEM\s/i.test(sql)) return this.grantSystem(s, sql);
+    if (/^GRANT\s+BACKUP\s+ON\s+DATABASE\s/i.test(sql)) return this.grantDatabase(s, sql);
+    if ((m = /^ALTER\s+(?:ROLE|USER)\s+("(?:[^"]|"")*"|\w+)\s+(?:WITH\s+)?(NO)?CONTROLJOB$/i.exec(sql)))
+      return this.roleOption(s, m[1]!, !m[2]);
+    if ((m = /^SHOW\s+SYSTEM\s+GRANTS(?:\s+FOR\s+(.+))?$/i.exec(sql))) return this.showSystemGrants(m[1]);
+    if (/^BACKUP\s/i.test(sql)) return this.backup(s, sql, params, arrived);
+    if ((m = new RegExp(`^SHOW\\s+JOB\\s+WHEN\\s+COMPLETE\\s+(${VALUE})$`, 'i').exec(sql))) {
+      return this.whenComplete(s, resolveValue(m[1]!, params) ?? '', arrived);
+    }
+    if ((m = new RegExp(`^SHOW\\s+JOB\\s+(${VALUE})$`, 'i').exec(sql)))
+      return this.selectJobs(s, 'show-job', ['*'], [this.idFilter(resolveValue(m[1]!, params))], params);
+    if (/^SHOW\s+JOBS$/i.test(sql)) return this.selectJobs(s, 'show-jobs', ['*'], [], params);
+    if (/^SELECT\s/i.test(sql)) return this.select(s, sql, params);
+    if ((m = new RegExp(`^(CANCEL|PAUSE|RESUME)\\s+JOB\\s+(${VALUE})$`, 'i').exec(sql))) {
+      return this.controlJob(s, m[1]!.toUpperCase(), resolveValue(m[2]!, params) ?? '');
+    }
+    if ((m = new RegExp(`^SHOW\\s+BACKUPS\\s+IN\\s+(${VALUE})$`, 'i').exec(sql)))
+      return this.showBackups(s, resolveValue(m[1]!, params) ?? '');
+    if (
+      (m = new RegExp(
+        `^SHOW\\s+BACKUP\\s+FROM\\s+(LATEST|${VALUE})\\s+IN\\s+(${VALUE})(?:\\s+WITH\\s+(.+))?$`,
+        'i',
+      ).exec(sql))
+    ) {
+      return this.showBackup(s, m[1]!, resolveValue(m[2]!, params) ?? '', m[3], params);
+    }
+    if ((m = new RegExp(`^CREATE\\s+EXTERNAL\\s+CONNECTION\\s+(\\w+)\\s+AS\\s+(${VALUE})$`, 'i').exec(sql))) {
+      return this.createExternalConnection(s, m[1]!.toLowerCase(), resolveValue(m[2]!, params) ?? '');
+    }
+    if ((m = /^SHOW\s+(\w+)$/i.exec(sql))) {
+      const v = s.vars.get(m[1]!.toLowerCase());
+      if (v !== undefined) return single(m[1]!.toLowerCase(), Oid.text, v);
+    }
+    throw syntaxError(sql);
+  }
+
+  // ---- session variables ---------------------------------------------------------------------------
+
+  private setVar(s: Session, name: string, raw: string, params: readonly (string | null)[]): QueryResult {
+    const value = resolveValue(raw.trim(), params) ?? '';
+    if (name === 'statement_timeout') {
+      const ms = /^\d+$/.test(value) ? Number(value) : intervalMs(value);
+      if (ms === undefined)
+        throw new SqlError('22023', `invalid value for parameter "statement_timeout": "${value}"`);
+      s.vars.set(name, String(ms));
+    } else {
+      s.vars.set(name, value);
+    }
+    return tagOnly('SET');
+  }
+
+  private statementDeadline(s: Session, arrived: number): number {
+    const ms = Number(s.vars.get('statement_timeout') ?? '0');
+    return ms > 0 ? arrived + ms : Number.POSITIVE_INFINITY;
+  }
+
+  // ---- privileges ----------------------------------------------------------------------------------
+
+  private isAdmin(user: string): boolean {
+    return this.users.get(user)?.admin ?? false;
+  }
+  private hasSystem(user: string, priv: string): boolean {
+    return this.isAdmin(user) || (this.users.get(user)?.system.has(priv) ?? false);
+  }
+
+  private roleFor(text: string): User {
+    const name = parseIdent(text);
+    const user = this.users.get(name);
+    if (!user) {
+      const old = this.profile.name === '22.2' && this.profile.patch < 3;
+      throw old
+        ? new SqlError('XXUUU', `user or role ${name} does not exist`)
+        : new SqlError('42704', `role/user "${name}" does not exist`);
+    }
+    return user;
+  }
+
+  private grantSystem(s: Session, sql: string): QueryResult {
+    const m = /^(GRANT|REVOKE)\s+SYSTEM\s+(.+?)\s+(TO|FROM)\s+(.+?)(\s+WITH\s+GRANT\s+OPTION)?$/i.exec(sql);
+    if (!m) throw syntaxError(sql);
+    const grant = m[1]!.toUpperCase() === 'GRANT';
+    const privs = splitList(m[2]!).map((p) => p.toUpperCase());
+    const known = [
+      'BACKUP',
+      'RESTORE',
+      'EXTERNALCONNECTION',
+      'EXTERNALIOIMPLICITACCESS',
+      'VIEWACTIVITY',
+      'MODIFYCLUSTERSETTING',
+    ];
+    if (this.profile.major >= 23) known.push('VIEWJOB');
+    if (controlJobAsSystemPrivilege(this.profile)) known.push('CONTROLJOB');
+    for (const p of privs) {
+      if (!known.includes(p)) throw new SqlError('42601', `invalid privilege type ${p} for global`);
+    }
+    const targets = splitList(m[4]!).map((r) => this.roleFor(r));
+    const grantor = this.users.get(s.info.user)!;
+    for (const p of privs) {
+      if (!grantor.admin && grantor.system.get(p) !== true) {
+        throw new SqlError('01007', `user ${s.info.user} missing WITH GRANT OPTION privilege on ${p}`);
+      }
+    }
+    for (const t of targets) {
+      for (const p of privs) {
+        if (grant) t.system.set(p, Boolean(m[5]) || (t.system.get(p) ?? false));
+        else t.system.delete(p);
+      }
+    }
+    return tagOnly(grant ? 'GRANT' : 'REVOKE');
+  }
+
+  private grantDatabase(s: Session, sql: string): QueryResult {
+    const m = /^GRANT\s+BACKUP\s+ON\s+DATABASE\s+(.+?)\s+TO\s+(.+)$/i.exec(sql);
+    if (!m) throw syntaxError(sql);
+    if (!this.isAdmin(s.info.user))
+      throw new SqlError('01007', `user ${s.info.user} missing WITH GRANT OPTION privilege on BACKUP`);
+    const dbs = splitList(m[1]!).map(parseIdent);
+    for (const d of dbs)
+      if (!this.databases.has(d)) throw new SqlError('3D000', `database "${d}" does not exist`);
+    for (const t of splitList(m[2]!).map((r) => this.roleFor(r))) {
+      for (const d of dbs) {
+        const set = t.databases.get(d) ?? new Set<string>();
+        set.add('BACKUP');
+        t.databases.set(d, set);
+      }
+    }
+    return tagOnly('GRANT');
+  }
+
+  private roleOption(s: Session, role: string, on: boolean): QueryResult {
+    if (!this.isAdmin(s.info.user))
+      throw new SqlError('42501', `user ${s.info.user} does not have CREATEROLE privilege`);
+    const u = this.roleFor(role);
+    if (on) u.roleOptions.add('CONTROLJOB');
+    else u.roleOptions.delete('CONTROLJOB');
+    return tagOnly('ALTER ROLE');
+  }
+
+  private showSystemGrants(forText: string | undefined): QueryResult {
+    const users = forText ? splitList(forText).map((r) => this.roleFor(r)) : [...this.users.values()];
+    const rows: (string | null)[][] = [];
+    for (const u of users) for (const [p, g] of u.system) rows.push([u.name, p, g ? 't' : 'f']);
+    return {
+      fields: [
+        { name: 'grantee', typeOid: Oid.text },
+        { name: 'privilege_type', typeOid: Oid.text },
+        { name: 'is_grantable', typeOid: Oid.bool },
+      ],
+      rows,
+      tag: `SHOW ${rows.length}`,
+    };
+  }
+
+  /** Privilege checks CockroachDB runs at statement time for a non-admin. */
+  private checkBackupPrivileges(
+    user: string,
+    databases: string[],
+    dest: S3Destination | undefined,
+    uri: string,
+  ): void {
+    if (this.isAdmin(user)) return;
+    if (databases.length === 0 && !this.hasSystem(user, 'BACKUP')) {
+      throw new SqlError(
+        '42501',
+        `only users with the admin role or the BACKUP system privilege are allowed to perform full cluster backups: user ${user} does not have BACKUP system privilege`,
+      );
+    }
+    for (const d of databases) {
+      const ok = this.hasSystem(user, 'BACKUP') || this.users.get(user)?.databases.get(d)?.has('BACKUP');
+      if (!ok) throw new SqlError('42501', `user ${user} does not have BACKUP privilege on database ${d}`);
+    }
+    if (uri.startsWith('external://')) return;
+    const implicit = dest?.params.get('AUTH') === 'implicit' || dest?.params.has('AWS_ENDPOINT');
+    if (implicit && !this.hasSystem(user, 'EXTERNALIOIMPLICITACCESS')) {
+      throw new SqlError(
+        '42501',
+        'only users with the admin role or the EXTERNALIOIMPLICITACCESS system privilege are allowed to access the specified s3 URI',
+      );
+    }
+  }
+
+  // ---- BACKUP --------------------------------------------------------------------------------------
+
+  private async backup(
+    s: Session,
+    sql: string,
+    params: readonly (string | null)[],
+    arrived: number,
+  ): Promise<QueryResult> {
+    const re = new RegExp(
+      `^BACKUP\\s+(?:(DATABASE|TABLE)\\s+(.+?)\\s+)?INTO\\s+(?:(LATEST)\\s+IN\\s+|(${VALUE})\\s+IN\\s+)?(${VALUE}|\\((?:\\s*${VALUE}\\s*,?)+\\))` +
+        `(?:\\s+AS\\s+OF\\s+SYSTEM\\s+TIME\\s+(${VALUE}))?(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`,
+      'is',
+    );
+    const m = re.exec(sql);
+    if (!m) {
+      if (
+        /^BACKUP\s.*\sTO\s/i.test(sql) &&
+        (this.profile.major > 24 || (this.profile.major === 24 && this.profile.minor >= 3))
+      ) {
+        throw new SqlError(
+          '0A000',
+          'The `BACKUP TO` syntax is no longer supported. Please use `BACKUP INTO` to create a backup collection.',
+        );
+      }
+      throw syntaxError(sql);
+    }
+    const [, targetKind, targetText, latest, subdirToken, destToken, aostToken, optsParen, optsPlain] = m;
+    if (destToken!.startsWith('('))
+      throw new SqlError('XXUUU', 'no default URL provided for partitioned backup');
+    const uri = resolveValue(destToken!, params) ?? '';
+    const options = this.parseBackupOptions(optsParen ?? optsPlain ?? '', params);
+    if (s.inTxn && !options.detached) {
+      throw new SqlError(
+        'XXUUU',
+        'BACKUP cannot be used inside a multi-statement transaction without DETACHED option',
+      );
+    }
+    const databases = targetKind?.toUpperCase() === 'DATABASE' ? splitList(targetText!).map(parseIdent) : [];
+    for (const d of databases)
+      if (!this.databases.has(d)) throw new SqlError('3D000', `database "${d}" does not exist`);
+    const user = s.info.user;
+    let dest: S3Destination | undefined;
+    let destError: SqlError | undefined;
+    try {
+      dest = parseDestination(uri, this.profile, this.externalConnections);
+    } catch (err) {
+      destError = err as SqlError;
+    }
+    // Non-admins have their URI checked at statement time (the privilege check parses it); admins in the job.
+    if (destError && !this.isAdmin(user)) throw destError;
+    this.checkBackupPrivileges(user, databases, dest, uri);
+    if (this.profile.licenceChecks && !this.license) {
+      const feature = options.revisionHistory
+        ? 'revision_history'
+        : options.passphrase !== undefined
+          ? 'encryption'
+          : options.kms
+            ? 'kms'
+            : undefined;
+      if (feature) {
+        throw new SqlError(
+          'XXC02',
+          `use of BACKUP with ${feature} requires an enterprise license. see https://cockroachlabs.com/pricing?cluster=3c9a4b2e-0000-4000-8000-000000000001 for details on how to enable enterprise features`,
+        );
+      }
+    }
+    const endMicros = this.evalAsOf(aostToken, params);
+    const incremental = latest !== undefined || subdirToken !== undefined;
+    const subdir = latest
+      ? 'LATEST'
+      : subdirToken
+        ? '/' + (resolveValue(subdirToken, params) ?? '').replace(/^\/+/, '')
+        : fullSubdirOf(endMicros);
+    const description = this.describeBackup(databases, subdir, uri, aostToken, options);
+    const job = this.createJob(user, description, sql, uri);
+    const lose = this.loseNextAnswer;
+    this.loseNextAnswer = undefined;
+    job.done = this.runJob(job, {
+      dest,
+      destError,
+      kind: incremental ? 'incremental' : 'full',
+      subdir,
+      endMicros,
+      databases,
+      passphrase: options.passphrase,
+      needsLicence: incremental && this.profile.licenceChecks && !this.license,
+    });
+    if (lose) {
+      s.vars.set('__linger', String(lose.lingerMs));
+      throw new DropConnection('lost answer to BACKUP');
+    }
+    if (options.detached)
+      return { fields: [{ name: 'job_id', typeOid: Oid.int8 }], rows: [[job.id]], tag: 'BACKUP 1' };
+    return this.waitBlocking(s, job, arrived);
+  }
+
+  private parseBackupOptions(text: string, params: readonly (string | null)[]) {
+    const out: {
+      detached: boolean;
+      revisionHistory: boolean;
+      passphrase?: string;
+      kms?: string;
+      incrementalLocation?: string;
+    } = {
+      detached: false,
+      revisionHistory: false,
+    };
+    const seen = new Set<string>();
+    for (const item of splitList(text)) {
+      const m = /^(\w+)(?:\s*=\s*(.+))?$/s.exec(item);
+      if (!m) throw syntaxError(item);
+      const name = m[1]!.toLowerCase();
+      if (seen.has(name))
+        throw new SqlError('42601', `${name.replace(/_/g, ' ')} option specified multiple times`);
+      seen.add(name);
+      const value = m[2]?.trim();
+      switch (name) {
+        case 'detached':
+          if (value !== undefined && !/^(TRUE|FALSE)$/i.test(value)) throw syntaxError(`detached = ${value}`);
+          out.detached = value === undefined || /^TRUE$/i.test(value);
+          break;
+        case 'revision_history':
+          out.revisionHistory =
+            value === undefined || /^(TRUE|'true')$/i.test(value) || resolveValue(value, params) === 'true';
+          break;
+        case 'encryption_passphrase':
+          out.passphrase = resolveValue(value ?? "''", params) ?? '';
+          break;
+        case 'kms':
+          out.kms = resolveValue(value ?? "''", params) ?? '';
+          break;
+        case 'incremental_location':
+          out.incrementalLocation = resolveValue(value ?? "''", params) ?? '';
+          break;
+        default:
+          throw syntaxError(item);
+      }
+    }
+    return out;
+  }
+
+  private evalAsOf(token: string | undefined, params: readonly (string | null)[]): bigint {
+    const now = nowMicros();
+    if (token === undefined) return now;
+    const value = resolveValue(token, params) ?? '';
+    const ts = parseTimestamp(value);
+    if (ts !== undefined) {
+      if (ts > now) {
+        throw new SqlError(
+          'XXUUU',
+          `AS OF SYSTEM TIME: cannot specify timestamp in the future (${formatTs(ts, false)} > ${formatTs(now, false)})`,
+        );
+      }
+      return ts;
+    }
+    if (/^\d+\.\d{10}$/.test(value)) return BigInt(value.split('.')[0]!) / 1000n;
+    const interval = parseInterval(value);
+    if (interval !== undefined) {
+      if (interval > 0n)
+        throw new SqlError(
+          'XXUUU',
+          `AS OF SYSTEM TIME: interval value '${value}' too large, AS OF interval must be <= -1µs`,
+        );
+      if (interval === 0n)
+        throw new SqlError(
+          'XXUUU',
+          `AS OF SYSTEM TIME: interval value '${value}' too small, absolute value must be >= 1µs`,
+        );
+      return now + interval;
+    }
+    throw new SqlError('XXUUU', 'AS OF SYSTEM TIME: value is neither timestamp, decimal, nor interval');
+  }
+
+  private describeBackup(
+    databases: string[],
+    subdir: string,
+    uri: string,
+    aostToken: string | undefined,
+    o: {
+      detached: boolean;
+      revisionHistory: boolean;
+      passphrase?: string;
+      kms?: string;
+      incrementalLocation?: string;
+    },
+  ): string {
+    const targets = databases.length > 0 ? `DATABASE ${databases.map(formatIdent).join(', ')} ` : '';
+    const opts: string[] = [];
+    if (o.revisionHistory) opts.push('revision_history = true');
+    if (o.passphrase !== undefined) opts.push("encryption_passphrase = '*****'");
+    if (o.detached) opts.push('detached');
+    if (o.kms !== undefined) opts.push(`kms = ${quoteLiteral(sanitizeUri(o.kms))}`);
+    if (o.incrementalLocation !== undefined)
+      opts.push(`incremental_location = ${quoteLiteral(sanitizeUri(o.incrementalLocation))}`);
+    const withClause =
+      opts.length === 0
+        ? ''
+        : this.profile.optionsInParens
+          ? ` WITH OPTIONS (${opts.join(', ')})`
+          : ` WITH ${opts.join(', ')}`;
+    const aost = aostToken ? ` AS OF SYSTEM TIME ${aostToken}` : '';
+    return `BACKUP ${targets}INTO ${quoteLiteral(subdir)} IN ${quoteLiteral(sanitizeUri(uri))}${aost}${withClause}`;
+  }
+
+  private createJob(user: string, description: string, statement: string, uri: string): Job {
+    this.nextJobId += BigInt(1 + Math.floor(Math.random() * 1000));
+    const now = nowMicros();
+    const job: Job = {
+      id: this.nextJobId.toString(),
+      type: 'BACKUP',
+      status: 'running',
+      description,
+      statement,
+      user,
+      created: now,
+      modified: now,
+      fraction: 0,
+      error: '',
+      uri,
+      done: Promise.resolve(),
+      control: { paused: false, cancelled: false },
+    };
+    this.jobs.push(job);
+    return job;
+  }
+
+  private async runJob(
+    job: Job,
+    p: {
+      dest?: S3Destination;
+      destError?: SqlError;
+      kind: 'full' | 'incremental';
+      subdir: string;
+      endMicros: bigint;
+      databases: string[];
+      passphrase?: string;
+      needsLicence: boolean;
+    },
+  ): Promise<void> {
+    await sleep(30);
+    if (job.control.cancelled || this.closed) return;
+    job.started = nowMicros();
+    job.modified = job.started;
+    try {
+      if (p.destError) throw p.destError;
+      if (p.needsLicence) {
+        throw new Error('use of BACKUP with incremental requires an enterprise license.');
+      }
+      await runBackup(
+        {
+          id: job.id,
+          profile: this.profile,
+          dest: p.dest!,
+          kind: p.kind,
+          subdir: p.subdir,
+          endMicros: p.endMicros,
+          databases: p.databases,
+          ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}),
+          dataFiles: 3,
+        },
+        {
+          durationMs: () => this.jobDurationMs,
+          minStepMs: 0,
+          progress: (f) => {
+            // fraction_completed moves in steps of at least 5 %.
+            if (f - job.fraction >= 0.05) {
+              job.fraction = Math.round(f * 100) / 100;
+              job.modified = nowMicros();
+            }
+          },
+          gate: () => this.gate(job),
+          resolved: (subdir) => {
+            if (job.description.split("'LATEST' IN").length === 2)
+              job.description = job.description.replace("'LATEST' IN", `'${subdir}' IN`);
+          },
+        },
+      );
+      if (job.control.cancelled) return;
+      job.fraction = 1;
+      this.finish(job, 'succeeded', '');
+    } catch (err) {
+      if (job.control.cancelled || err instanceof Cancelled) return;
+      let message = (err as Error).message;
+      if (this.leakUri) message = `${message} (destination ${job.uri})`;
+      this.finish(job, 'failed', message);
+    }
+  }
+
+  private async gate(job: Job): Promise<void> {
+    for (let i = 0; i < 1_000_000 && job.control.paused && !job.control.cancelled; i++) {
+      await new Promise<void>((resolve) => {
+        job.control.resume = resolve;
+        setTimeout(resolve, 200);
+      });
+    }
+    if (job.control.cancelled || this.closed) throw new Cancelled();
+  }
+
+  private setStatus(job: Job, status: string): void {
+    job.status = status;
+    job.modified = nowMicros();
+  }
+
+  private finish(job: Job, status: string, error: string): void {
+    if (TERMINAL.has(job.status)) return;
+    job.status = status;
+    job.error = error;
+    job.finished = nowMicros();
+    job.modified = job.finished;
+  }
+
+  private requestCancel(job: Job): void {
+    if (TERMINAL.has(job.status) || job.status === 'cancel-requested' || job.status === 'reverting') return;
+    job.control.cancelled = true;
+    job.control.resume?.();
+    this.setStatus(job, 'cancel-requested');
+    setTimeout(() => {
+      if (job.status === 'cancel-requested') this.setStatus(job, 'reverting');
+      setTimeout(() => this.finish(job, 'canceled', 'job canceled by user'), 100).unref();
+    }, 100).unref();
+  }
+
+  private async waitBlocking(s: Session, job: Job, arrived: number): Promise<QueryResult> {
+    const deadline = this.statementDeadline(s, arrived);
+    while (!TERMINAL.has(job.status)) {
+      if (Date.now() > deadline)
+        throw new SqlError('57014', 'query execution canceled due to statement timeout');
+      if (s.info.signal.aborted) throw new SqlError('57014', 'query execution canceled');
+      await sleep(50);
+    }
+    if (job.status !== 'succeeded') throw new SqlError('XXUUU', job.error || `job ${job.status}`);
+    const fields: Field[] = [
+      { name: 'job_id', typeOid: Oid.int8 },
+      { name: 'status', typeOid: Oid.text },
+      { name: 'fraction_completed', typeOid: Oid.float8 },
+      { name: 'rows', typeOid: Oid.int8 },
+    ];
+    const row: (string | null)[] = [job.id, 'succeeded', '1', '0'];
+    if (this.profile.major < 25) {
+      fields.push({ name: 'index_entries', typeOid: Oid.int8 }, { name: 'bytes', typeOid: Oid.int8 });
+      row.push('0', '0');
+    }
+    return { fields, rows: [row], tag: 'BACKUP 1' };
+  }
+
+  // ---- jobs introspection --------------------------------------------------------------------------
+
+  private visibleJobs(user: string): Job[] {
+    const u = this.users.get(user);
+    if (!u) return [];
+    if (u.admin || u.system.has('VIEWJOB') || u.roleOptions.has('CONTROLJOB') || u.system.has('CONTROLJOB'))
+      return this.jobs;
+    return this.jobs.filter((j) => j.user === user);
+  }
+
+  private countJobRead(): void {
+    this.counters.jobTableReads++;
+    if (!this.profile.indexedJobs) this.counters.jobRowsScanned += this.jobs.length;
+  }
+
+  private async whenComplete(s: Session, idText: string, arrived: number): Promise<QueryResult> {
+    const deadline = this.statementDeadline(s, arrived);
+    const started = Date.now();
+    for (;;) {
+      this.countJobRead();
+      const job = this.visibleJobs(s.info.user).find((j) => j.id === idText.trim());
+      if (!job || job.finished !== undefined) return this.jobResult('show-job', ['*'], job ? [job] : []);
+      if (Date.now() - started > 24 * 3600_000) throw new SqlError('55000', 'timed out waiting for jobs');
+      const wait = Math.min(this.recheckMs, deadline - Date.now());
+      if (wait <= 0) throw new SqlError('57014', 'query execution canceled due to statement timeout');
+      await sleepUnlessAborted(wait, s.info.signal);
+      if (s.info.signal.aborted || this.closed) throw new SqlError('57014', 'query execution canceled');
+      if (Date.now() >= deadline)
+        throw new SqlError('57014', 'query execution canceled due to statement timeout');
+    }
+  }
+
+  private idFilter(id: string | null): Predicate {
+    return { column: 'job_id', op: '=', values: [id ?? ''] };
+  }
+
+  private select(s: Session, sql: string, params: readonly (string | null)[]): QueryResult {
+    const m =
+      /^SELECT\s+(.+?)\s+FROM\s+(\[SHOW\s+JOBS?(?:\s+(\S+))?\]|crdb_internal\.jobs|crdb_internal\.cluster_sessions)(?:\s+WHERE\s+(.+?))?(?:\s+ORDER\s+BY\s+(\w+)(?:\s+(ASC|DESC))?)?(?:\s+LIMIT\s+(\d+))?$/is.exec(
+        sql,
+      );
+    if (!m) throw syntaxError(sql);
+    const [, colText, source, showArg, whereText, orderBy, dir, limit] = m;
+    const columns = splitList(colText!).map((c) => c.trim());
+    const predicates = whereText ? parseWhere(whereText, params) : [];
+    let result: QueryResult;
+    if (/cluster_sessions/i.test(source!)) {
+      result = this.sessionsResult(columns, predicates);
+    } else if (/^\[SHOW\s+JOB\s/i.test(source!)) {
+      result = this.selectJobs(
+        s,
+        'show-job',
+        columns,
+        [this.idFilter(resolveValue(showArg!, params)), ...predicates],
+        params,
+      );
+    } else if (/^\[SHOW\s+JOBS/i.test(source!)) {
+      result = this.selectJobs(s, 'show-jobs', columns, predicates, params);
+    } else {
+      result = this.selectJobs(s, 'internal', columns, predicates, params);
+    }
+    if (orderBy) {
+      const i = result.fields!.findIndex((f) => f.name === orderBy.toLowerCase());
+      if (i >= 0) {
+        result.rows.sort((a, b) => String(a[i]).localeCompare(String(b[i])));
+        if (dir?.toUpperCase() === 'DESC') result.rows.reverse();
+      }
+    }
+    if (limit) result.rows = result.rows.slice(0, Number(limit));
+    result.tag = `SELECT ${result.rows.length}`;
+    return result;
+  }
+
+  private selectJobs(
+    s: Session,
+    source: JobSource,
+    columns: string[],
+    predicates: Predicate[],
+    _params: readonly (string | null)[],
+  ): QueryResult {
+    this.countJobRead();
+    let jobs = this.visibleJobs(s.info.user);
+    if (source === 'show-jobs') {
+      const cutoff = nowMicros() - 12n * 3_600_000_000n;
+      jobs = jobs.filter((j) => j.finished === undefined || j.finished > cutoff);
+    }
+    const defs = this.jobColumns(source);
+    const matching = jobs.filter((j) =>
+      predicates.every((p) => matchPredicate(p, jobValue(j, p.column, this.profile))),
+    );
+    return this.jobResult(source, columns, matching, defs);
+  }
+
+  private jobResult(
+    source: JobSource,
+    columns: string[],
+    jobs: Job[],
+    defs = this.jobColumns(source),
+  ): QueryResult {
+    const wanted =
+      columns.length === 1 && columns[0] === '*'
+        ? defs.map((d) => d.name)
+        : columns.map((c) => c.toLowerCase());
+    const fields: Field[] = wanted.map((name) => {
+      const def = defs.find((d) => d.name === name);
+      if (!def) throw new SqlError('42703', `column "${name}" does not exist`);
+      return { name, typeOid: def.oid };
+    });
+    const truncate = source !== 'internal' && this.profile.newShowJobColumns;
+    const rows = jobs.map((j) =>
+      wanted.map((name) => formatJobValue(j, name, this.profile, truncate, source === 'show-jobs')),
+    );
+    return { fields, rows, tag: `SELECT ${rows.length}` };
+  }
+
+  private jobColumns(source: JobSource): { name: string; oid: number }[] {
+    const ts = this.profile.tzTimes ? Oid.timestamptz : Oid.timestamp;
+    const p = this.profile;
+    const base = (names: string[]) =>
+      names.map((name) => ({ name, oid: COLUMN_OID[name] ?? (TIME_COLUMNS.has(name) ? ts : Oid.text) }));
+    if (source === 'internal') {
+      const cols = [
+        'job_id',
+        'job_type',
+        'description',
+        'statement',
+        'user_name',
+        'descriptor_ids',
+        'status',
+        'running_status',
+        'created',
+        'started',
+        'finished',
+        'modified',
+        'fraction_completed',
+        'high_water_timestamp',
+        'error',
+        'coordinator_id',
+        'trace_id',
+      ];
+      if (!p.newShowJobColumns) cols.push('last_run', 'next_run', 'num_runs');
+      cols.push('execution_errors');
+      return base(cols);
+    }
+    if (!p.newShowJobColumns) {
+      return base([
+        'job_id',
+        'job_type',
+        'description',
+        'statement',
+        'user_name',
+        'status',
+        'running_status',
+        'created',
+        'started',
+        'finished',
+        'modified',
+        'fraction_completed',
+        'error',
+        'coordinator_id',
+        'trace_id',
+        'last_run',
+        'next_run',
+        'num_runs',
+        'execution_errors',
+      ]);
+    }
+    if (source === 'show-jobs') {
+      return base([
+        'job_id',
+        'job_type',
+        'description',
+        'user_name',
+        'status',
+        'running_status',
+        'created',
+        'started',
+        'finished',
+        'modified',
+        'fraction_completed',
+        'error',
+        'coordinator_id',
+      ]);
+    }
+    return base([
+      'job_id',
+      'job_type',
+      'description',
+      'statement',
+      'user_name',
+      'status',
+      'running_status',
+      'created',
+      'started',
+      'finished',
+      'modified',
+      'fraction_completed',
+      'error',
+      'coordinator_id',
+      'trace_id',
+      'execution_errors',
+    ]);
+  }
+
+  private sessionsResult(columns: string[], predicates: Predicate[]): QueryResult {
+    const ts = this.profile.tzTimes ? Oid.timestamptz : Oid.timestamp;
+    const defs: { name: string; oid: number; value: (s: Session) => string | null }[] = [
+      { name: 'node_id', oid: Oid.int8, value: () => '1' },
+      { name: 'session_id', oid: Oid.text, value: (s) => `17${s.info.id.toString(16).padStart(30, '0')}` },
+      { name: 'user_name', oid: Oid.text, value: (s) => s.info.user },
+      { name: 'client_address', oid: Oid.text, value: () => '127.0.0.1:0' },
+      { name: 'application_name', oid: Oid.text, value: (s) => s.vars.get('application_name') ?? '' },
+      { name: 'active_queries', oid: Oid.text, value: () => '' },
+      { name: 'session_start', oid: ts, value: (s) => formatTs(s.started, this.profile.tzTimes) },
+    ];
+    const wanted =
+      columns.length === 1 && columns[0] === '*'
+        ? defs.map((d) => d.name)
+        : columns.map((c) => c.toLowerCase());
+    const chosen = wanted.map((w) => {
+      const d = defs.find((x) => x.name === w);
+      if (!d) throw new SqlError('42703', `column "${w}" does not exist`);
+      return d;
+    });
+    const sessions = [...this.sessions.values()].filter((s) =>
+      predicates.every((p) => matchPredicate(p, defs.find((d) => d.name === p.column)?.value(s) ?? null)),
+    );
+    return {
+      fields: chosen.map((d) => ({ name: d.name, typeOid: d.oid })),
+      rows: sessions.map((s) => chosen.map((d) => d.value(s))),
+      tag: `SELECT ${sessions.length}`,
+    };
+  }
+
+  // ---- CANCEL / PAUSE / RESUME ---------------------------------------------------------------------
+
+  private controlJob(s: Session, verb: string, idText: string): QueryResult {
+    const user = s.info.user;
+    const id = idText.trim();
+    const job = this.jobs.find((j) => j.id === id);
+    this.authorizeControl(user, job, id);
+    if (!job) throw new SqlError('XXUUU', `job with ID ${id} does not exist`);
+    const word = this.profile.stateWord ? 'state' : 'status';
+    if (verb === 'CANCEL') {
+      if (job.status === 'cancel-requested' || job.status === 'canceled') return tagOnly('CANCEL JOBS 1');
+      if (!['pending', 'running', 'paused', 'pause-requested'].includes(job.status)) {
+        throw new SqlError('XXUUU', `job with ${word} ${job.status} cannot be requested to be canceled`);
+      }
+      this.requestCancel(job);
+      return tagOnly('CANCEL JOBS 1');
+    }
+    if (verb === 'PAUSE') {
+      if (job.status === 'paused' || job.status === 'pause-requested') return tagOnly('PAUSE JOBS 1');
+      if (!['pending', 'running', 'reverting'].includes(job.status)) {
+        throw new SqlError('XXUUU', `job with ${word} ${job.status} cannot be requested to be paused`);
+      }
+      this.pauseJob(job.id);
+      return tagOnly('PAUSE JOBS 1');
+    }
+    if (job.status === 'running' || job.status === 'reverting') return tagOnly('RESUME JOBS 1');
+    if (job.status !== 'paused')
+      throw new SqlError('XXUUU', `job with ${word} ${job.status} cannot be resumed`);
+    this.resumeJob(job.id);
+    return tagOnly('RESUME JOBS 1');
+  }
+
+  /** Who may control a job, per version (cockroach-surface-resolved.md §2). */
+  private authorizeControl(user: string, job: Job | undefined, id: string): void {
+    const u = this.users.get(user)!;
+    if (u.admin) return;
+    const roleOption = u.roleOptions.has('CONTROLJOB');
+    const systemPriv = controlJobAsSystemPrivilege(this.profile) && u.system.has('CONTROLJOB');
+    if (this.profile.name === '22.2') {
+      if (!roleOption) throw new SqlError('42501', `user ${user} does not have CONTROLJOB privilege`);
+      if (job && this.isAdmin(job.user))
+        throw new SqlError('42501', 'only admins can control jobs owned by other admins');
+      return;
+    }
+    if (job && this.profile.ownersControlJobs && job.user === user) return;
+    if (job && this.isAdmin(job.user))
+      throw new SqlError('42501', 'only admins can control jobs owned by other admins');
+    if (roleOption || systemPriv) return;
+    throw new SqlError('42501', `user ${user} does not have privileges for job ${id}`);
+  }
+
+  // ---- SHOW BACKUPS / SHOW BACKUP ------------------------------------------------------------------
+
+  private destinationFor(s: Session, uri: string): JobStorage {
+    const dest = parseDestination(uri, this.profile, this.externalConnections);
+    if (!this.isAdmin(s.info.user) && !uri.startsWith('external://')) {
+      const implicit = dest.params.get('AUTH') === 'implicit' || dest.params.has('AWS_ENDPOINT');
+      if (implicit && !this.hasSystem(s.info.user, 'EXTERNALIOIMPLICITACCESS')) {
+        throw new SqlError(
+          '42501',
+          'only users with the admin role or the EXTERNALIOIMPLICITACCESS system privilege are allowed to access the specified s3 URI',
+        );
+      }
+    }
+    return new JobStorage(dest, this.profile);
+  }
+
+  private async showBackups(s: Session, uri: string): Promise<QueryResult> {
+    const store = this.destinationFor(s, uri);
+    const paths = await storageCall(() => store.fullBackups());
+    return {
+      fields: [{ name: 'path', typeOid: Oid.text }],
+      rows: paths.map((p) => [p]),
+      tag: `SELECT ${paths.length}`,
+    };
+  }
+
+  private async showBackup(
+    s: Session,
+    subdirToken: string,
+    uri: string,
+    withText: string | undefined,
+    params: readonly (string | null)[],
+  ): Promise<QueryResult> {
+    const store = this.destinationFor(s, uri);
+    let subdir = /^LATEST$/i.test(subdirToken)
+      ? await storageCall(() => store.latest())
+      : resolveValue(subdirToken, params);
+    if (!subdir)
+      throw new SqlError('58P01', `path does not contain a completed latest backup: ${sanitizeUri(uri)}`);
+    subdir = '/' + subdir.replace(/^\/+/, '');
+    const opts = new Map<string, string | null>();
+    for (const item of splitList(withText ?? '')) {
+      const m = /^(\w+)(?:\s*=\s*(.+))?$/s.exec(item);
+      if (m) opts.set(m[1]!.toLowerCase(), m[2] ? resolveValue(m[2], params) : null);
+    }
+    const layers = await storageCall(() => store.chain(subdir!));
+    if (layers.length === 0) {
+      throw new SqlError(
+        'XXUUU',
+        `failed to read backup from "${subdir}": path does not contain a completed backup`,
+      );
+    }
+    const encryption = layers[0]!.manifest.encryption;
+    if (encryption !== undefined) {
+      const given = opts.get('encryption_passphrase');
+      if (given === undefined && !opts.has('kms')) {
+        throw new SqlError(
+          'XXUUU',
+          'file appears encrypted -- try specifying one of "encryption_passphrase" or "kms"',
+        );
+      }
+      if (given !== undefined && passphraseHash(given ?? '') !== encryption) {
+        throw new SqlError(
+          'XXUUU',
+          'failed to decrypt — check passphrase/key: cipher: message authentication failed',
+        );
+      }
+    }
+    const checkFiles = opts.has('check_files');
+    if (checkFiles) {
+      const missing: string[] = [];
+      for (const layer of layers) {
+        const present = new Set((await storageCall(() => store.list(`${layer.folder}/`))).map((k) => k.key));
+        for (const f of layer.manifest.files)
+          if (!present.has(`${layer.folder}/${f.path}`)) missing.push(`${layer.folder}/${f.path}`);
+      }
+      if (missing.length > 0) {
+        throw new SqlError(
+          'XXUUU',
+          `The following files are missing from the backup:\n\t${missing.slice(0, 10).join('\n\t')}`,
+        );
+      }
+    }
+    const ts = this.profile.tzTimes ? Oid.timestamptz : Oid.timestamp;
+    const fields: Field[] = [
+      { name: 'database_name', typeOid: Oid.text },
+      { name: 'parent_schema_name', typeOid: Oid.text },
+      { name: 'object_name', typeOid: Oid.text },
+      { name: 'object_type', typeOid: Oid.text },
+      { name: 'backup_type', typeOid: Oid.text },
+      { name: 'start_time', typeOid: ts },
+      { name: 'end_time', typeOid: ts },
+      { name: 'size_bytes', typeOid: Oid.int8 },
+      { name: 'rows', typeOid: Oid.int8 },
+      { name: 'is_full_cluster', typeOid: Oid.bool },
+    ];
+    if (checkFiles) fields.push({ name: 'file_bytes', typeOid: Oid.int8 });
+    const rows: (string | null)[][] = [];
+    for (const layer of layers) {
+      const m = layer.manifest;
+      const objects = m.databases.length > 0 ? m.databases : [...this.databases];
+      const size = m.files.reduce((n, f) => n + f.size, 0);
+      for (const db of objects) {
+        const row: (string | null)[] = [
+          null,
+          null,
+          db,
+          'database',
+          m.kind,
+          m.startMicros === '0' ? null : formatTs(BigInt(m.startMicros), this.profile.tzTimes),
+          formatTs(BigInt(m.endMicros), this.profile.tzTimes),
+          String(size),
+          '0',
+          m.isFullCluster ? 't' : 'f',
+        ];
+        if (checkFiles) row.push(String(size));
+        rows.push(row);
+      }
+    }
+    return { fields, rows, tag: `SELECT ${rows.length}` };
+  }
+
+  private async createExternalConnection(s: Session, name: string, uri: string): Promise<QueryResult> {
+    if (!this.hasSystem(s.info.user, 'EXTERNALCONNECTION')) {
+      throw new SqlError('42501', `user ${s.info.user} does not have EXTERNALCONNECTION system privilege`);
+    }
+    if (this.externalConnections.has(name))
+      throw new SqlError(
+        '42710',
+        `failed to create external connection: external connection with connection name ${name} already exists`,
+      );
+    const store = new JobStorage(parseDestination(uri, this.profile, this.externalConnections), this.profile);
+    await storageCall(async () => {
+      await store.put('crdb_external_storage_location', 'check');
+      await store.list('');
+    });
+    this.externalConnections.set(name, uri);
+    return tagOnly('CREATE EXTERNAL CONNECTION');
+  }
+}
+
+class Cancelled extends Error {}
+
+type JobSource = 'internal' | 'show-job' | 'show-jobs';
+
+interface Predicate {
+  column: string;
+  op: '=' | '<>' | '>' | '>=' | '<' | '<=' | 'IN' | 'LIKE' | 'IS NULL' | 'IS NOT NULL';
+  values: string[];
+}
+
+function parseWhere(text: string, params: readonly (string | null)[]): Predicate[] {
+  const parts = text.split(/\s+AND\s+/i);
+  return parts.map((part) => {
+    const p = part.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^(\w+)\s+IS\s+(NOT\s+)?NULL$/i.exec(p)))
+      return { column: m[1]!.toLowerCase(), op: m[2] ? 'IS NOT NULL' : 'IS NULL', values: [] };
+    if ((m = /^(\w+)\s+IN\s*\((.+)\)$/is.exec(p))) {
+      return {
+        column: m[1]!.toLowerCase(),
+        op: 'IN',
+        values: splitList(m[2]!).map((v) => resolveValue(v, params) ?? ''),
+      };
+    }
+    if (
+      (m = new RegExp(
+        `^(\\w+)\\s*(=|<>|!=|>=|<=|>|<|LIKE)\\s*(${VALUE}|now\\(\\)\\s*-\\s*(?:INTERVAL\\s*)?'[^']+')$`,
+        'i',
+      ).exec(p))
+    ) {
+      const op = (m[2]!.toUpperCase() === '!=' ? '<>' : m[2]!.toUpperCase()) as Predicate['op'];
+      const raw = m[3]!;
+      const nowMinus = /^now\(\)\s*-\s*(?:INTERVAL\s*)?'([^']+)'$/i.exec(raw);
+      const value = nowMinus
+        ? formatTs(nowMicros() - (parseInterval(nowMinus[1]!) ?? 0n), true)
+        : (resolveValue(raw, params) ?? '');
+      return { column: m[1]!.toLowerCase(), op, values: [value] };
+    }
+    throw syntaxError(p);
+  });
+}
+
+type Cell = string | number | bigint | null;
+
+function matchPredicate(p: Predicate, value: Cell): boolean {
+  if (p.op === 'IS NULL') return value === null;
+  if (p.op === 'IS NOT NULL') return value !== null;
+  if (value === null) return false;
+  if (p.op === 'LIKE') return likeToRegExp(p.values[0]!).test(String(value));
+  if (p.op === 'IN') return p.values.some((v) => compare(value, v) === 0);
+  const c = compare(value, p.values[0]!);
+  switch (p.op) {
+    case '=':
+      return c === 0;
+    case '<>':
+      return c !== 0;
+    case '>':
+      return c > 0;
+    case '>=':
+      return c >= 0;
+    case '<':
+      return c < 0;
+    default:
+      return c <= 0;
+  }
+}
+
+function compare(value: Exclude<Cell, null>, text: string): number {
+  if (typeof value === 'bigint') {
+    const other = /^-?\d+$/.test(text.trim()) ? BigInt(text.trim()) : parseTimestamp(text);
+    if (other === undefined) return String(value).localeCompare(text);
+    return value < other ? -1 : value > other ? 1 : 0;
+  }
+  if (typeof value === 'number') return value - Number(text);
+  return value < text ? -1 : value > text ? 1 : 0;
+}
+
+const TIME_COLUMNS = new Set(['created', 'started', 'finished', 'modified', 'last_run', 'next_run']);
+const COLUMN_OID: Record<string, number> = {
+  job_id: Oid.int8,
+  fraction_completed: Oid.float8,
+  coordinator_id: Oid.int8,
+  trace_id: Oid.int8,
+  num_runs: Oid.int8,
+  execution_errors: Oid.textArray,
+  descriptor_ids: Oid.int8Array,
+  high_water_timestamp: Oid.numeric,
+};
+
+/** A job column as a comparable value: ids and times as bigint (micros for times). */
+function jobValue(j: Job, column: string, _profile: Profile): Cell {
+  switch (column) {
+    case 'job_id':
+      return BigInt(j.id);
+    case 'job_type':
+      return j.type;
+    case 'description':
+      return j.description;
+    case 'statement':
+      return j.statement;
+    case 'user_name':
+      return j.user;
+    case 'status':
+      return j.status;
+    case 'created':
+      return j.created;
+    case 'started':
+      return j.started ?? null;
+    case 'finished':
+      return j.finished ?? null;
+    case 'modified':
+      return j.modified;
+    case 'fraction_completed':
+      return j.fraction;
+    case 'error':
+      return j.error;
+    default:
+      return null;
+  }
+}
+
+function formatJobValue(
+  j: Job,
+  column: string,
+  profile: Profile,
+  truncate: boolean,
+  abbreviate: boolean,
+): string | null {
+  const time = (m: bigint | undefined) => (m === undefined ? null : formatTs(m, profile.tzTimes, truncate));
+  switch (column) {
+    case 'job_id':
+      return j.id;
+    case 'job_type':
+      return j.type;
+    case 'description':
+      return abbreviate && j.description.length > 70
+        ? `${j.description.slice(0, 60)} … ${j.description.slice(-7)}`
+        : j.description;
+    case 'statement':
+      return j.statement;
+    case 'user_name':
+      return j.user;
+    case 'descriptor_ids':
+      return '{}';
+    case 'status':
+      return j.status;
+    case 'running_status':
+      return null;
+    case 'created':
+      return time(j.created);
+    case 'started':
+      return time(j.started);
+    case 'finished':
+      return time(j.finished);
+    case 'modified':
+      return time(j.modified);
+    case 'fraction_completed':
+      return String(j.fraction);
+    case 'high_water_timestamp':
+      return null;
+    case 'error':
+      return j.error;
+    case 'coordinator_id':
+      return j.started !== undefined ? '1' : null;
+    case 'trace_id':
+      return '0';
+    case 'last_run':
+      return time(j.started);
+    case 'next_run':
+      return null;
+    case 'num_runs':
+      return j.started !== undefined ? '1' : '0';
+    case 'execution_errors':
+      return '{}';
+    default:
+      return null;
+  }
+}
+
+async function storageCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof SqlError) throw err;
+    throw new SqlError('XXUUU', (err as Error).message);
+  }
+}
+
+function single(name: string, typeOid: number, value: string): QueryResult {
+  return { fields: [{ name, typeOid }], rows: [[value]], tag: 'SELECT 1' };
+}
+
+function tagOnly(tag: string): QueryResult {
+  return { fields: null, rows: [], tag };
+}
+
+function intervalMs(text: string): number | undefined {
+  const t = text.trim();
+  const plain = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(t);
+  if (plain)
+    return Math.round(
+      Number(plain[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[plain[2] ?? 'ms'] ?? 1),
+    );
+  const micros = parseInterval(t);
+  return micros === undefined ? undefined : Number(micros / 1000n);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
