@@ -297,6 +297,11 @@ export class ClusterLink {
     let lostAt: number | undefined;
     for (;;) {
       if (o.signal?.aborted) throw new AbortedError();
+      if (this.current?.broken && lostAt === undefined) {
+        // The connection died while idle (between polls): say so, as for one lost mid-query.
+        lostAt = this.clock.now();
+        this.log.warning(`Connection to the cluster lost before ${what}; reconnecting.`);
+      }
       try {
         const s = await this.session();
         const result = await fn(s);

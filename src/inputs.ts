@@ -715,10 +715,11 @@ function readAwsCredentials(
       );
     }
   }
-  if (accessKeyId && !/^[A-Z0-9]{16,128}$/.test(accessKeyId)) {
+  // S3-compatible stores use other key formats (MinIO: minioadmin): only printable ASCII is required.
+  if (accessKeyId && !/^[\x21-\x7e]{3,128}$/.test(accessKeyId)) {
     throw new InputError(
       'aws-access-key-id',
-      `"${clip(accessKeyId)}" is not an AWS access key id (upper-case letters and digits, e.g. AKIA…).`,
+      'is not an access key id: write the key id (printable characters, no spaces), e.g. AKIAIOSFODNN7EXAMPLE.',
     );
   }
   return {

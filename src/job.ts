@@ -279,7 +279,11 @@ export interface WaitContext {
 export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
   const startedAt = ctx.clock.now();
   const deadline = ctx.timeoutMs !== undefined ? startedAt + ctx.timeoutMs : Number.POSITIVE_INFINITY;
-  const slice = ctx.whenCompleteSliceMs ?? 15_000;
+  // A pause is only seen between waits, so waits are kept well inside paused-timeout.
+  const slice = Math.min(
+    ctx.whenCompleteSliceMs ?? 15_000,
+    Math.max(1000, Math.floor(ctx.pausedTimeoutMs / 2)),
+  );
   const poller = new AdaptivePoller(ctx.pollIntervalMs);
   let whenComplete = ctx.useWhenComplete;
   let heldSince: number | undefined;
