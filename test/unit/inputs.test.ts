@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest';
+import {
+  InputError,
+  parseAsOfSystemTime,
+  parseDatabaseList,
+  parseDuration,
+  readConfig,
+} from '../../src/inputs.js';
+import { SecretRegistry } from '../../src/secrets.js';
+import { BAD_INPUT_CASES } from '../e2e/bad-inputs.cases.js';
+
+const BASE: Record<string, string> = {
+  'connection-string': 'postgresql://root:pa%2Fss@db.example.com:26257/defaultdb?sslmode=verify-full',
+  collection: 's3://backups/cluster',
+  'aws-access-key-id': 'AKIAEXAMPLE000000001',
+  'aws-secret-access-key': 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  'aws-region': 'us-east-1',
+  's3-endpoint': 'http://127.0.0.1:9000',
+};
+
+function read(over: Record<string, string> = {}, env: Record<string, string> = {}) {
+  const inputs = { ...BASE, ...over };
+  const masked: string[] = [];
+  const secrets = new SecretRegistry((v) => masked.push(v));
+  const run = () => readConfig((n) => inputs[n] ?? '', env, secrets);
+  return { run, masked, secrets };
+}
+
+describe('readConfig defaults', () => {
+  it('applies every default of DESIGN.md', () => {
+    const { config } = read().run();
+    expect(config).toMatchObject({
+      s3PathStyle: 'auto',
+      s3Auth: 'specified',
+      backupType: 'full',
+      databases: [],
+      asOfSystemTime: { kind: 'interval', micros: 10_000_000n },
+      revisionHistory: true,
+      wait: true,
+      pollIntervalMs: 5000,
+      pausedTimeoutMs: 600_000,
+      onTimeout: 'cancel',
+      cancelOnAbort: true,
+      ifRunning: 'start',
+      verify: 'manifest',
+      pruneDryRun: false,
+      summary: true,
+    });
+    expect(config.timeoutMs).toBeUndefined();
+    expect(config.connection).toMatchObject({
+      host: 'db.example.com',
+      port: 26257,
+      user: 'root',
+      password: 'pa/ss',
+    });
+    expect(Object.isFrozen(config.connection)).toBe(true);
+  });
+
+  it('takes credentials from the environment configure-aws-credentials exports', () => {
+    const { config } = read(
+      { 'aws-access-key-id': '', 'aws-secret-access-key': '', 'aws-region': '' },
+      {
+        AWS_ACCESS_KEY_ID: 'ASIAENV0000000000001',
+        AWS_SECRET_ACCESS_KEY: 'env/secret',
+        AWS_SESSION_TOKEN: 'tok',
+        AWS_REGION: 'eu-west-1',
+      },
+    ).run();
+    expect(config.aws).toMatchObject({
+      accessKeyId: 'ASIAENV0000000000001',
+      secretAccessKey: 'env/secret',
+      sessionToken: 'tok',
+      source: 'environment',
+    });
+    expect(config.awsRegion).toBe('eu-west-1');
+  });
+
+  it('warns about a session token and about unverified TLS', () => {
+    const r = read({
+      'aws-session-token': 'FwoGZXIvYXdzEXAMPLE',
+      'connection-string': 'postgresql://root@db.example.com/x?sslmode=require',
+    }).run();
+    expect(r.warnings.some((w) => /expire/.test(w))).toBe(true);
+    expect(r.warnings.some((w) => /sslmode=require/.test(w))).toBe(true);
+    expect(
+      read({ 'connection-string': 'postgresql://root@db.example.com/x?sslmode=disable' })
+        .run()
+        .warnings.join(),
+    ).toMatch(/unencrypted/);
+  });
+});
+
+describe('grammar', () => {
+  it('parses durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('30d')).toBe(2_592_000_000);
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('-5s')).toBeUndefined();
+    expect(parseDuration('5 m')).toBeUndefined();
+  });
+  it("reads -1m30s as 90 seconds, not CockroachDB's 30", () => {
+    expect(parseAsOfSystemTime('-1m30s')).toMatchObject({ kind: 'interval', micros: 90_000_000n });
+    expect(parseAsOfSystemTime('-500ms')).toMatchObject({ micros: 500_000n });
+    expect(parseAsOfSystemTime('2026-01-02 03:04:05.5+02:00')).toMatchObject({
+      kind: 'timestamp',
+      iso: '2026-01-02T01:04:05.500000Z',
+    });
+  });
+  it('folds unquoted database names and keeps quoted ones', () => {
+    expect(parseDatabaseList('Shop, "Weird Name", "a,b", "say ""hi"""')).toEqual([
+      'shop',
+      'Weird Name',
+      'a,b',
+      'say "hi"',
+    ]);
+    expect(parseDatabaseList('')).toEqual([]);
+  });
+});
+
+describe('every bad-input case is rejected at unit level, naming its input, without leaking a secret', () => {
+  it.each(BAD_INPUT_CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const { run, secrets } = read(c.inputs, c.env);
+    let error: unknown;
+    try {
+      run();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).input).toBe(c.input);
+    expect(secrets.contains((error as Error).message)).toBe(false);
+  });
+});
+
+describe('secrets are masked before validation', () => {
+  it('masks the secret of a rejected collection before the error', () => {
+    const { run, masked } = read({ collection: 's3://backups/p?AWS_SECRET_ACCESS_KEY=sup3r%2Fs3cret' });
+    expect(run).toThrow(/aws-secret-access-key/);
+    expect(masked).toContain('sup3r/s3cret');
+    expect(masked).toContain('sup3r%2Fs3cret');
+  });
+  it('masks the password in its raw and encoded forms', () => {
+    const { run, masked } = read();
+    run();
+    expect(masked).toContain('pa/ss');
+    expect(masked).toContain('pa%2Fss');
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { describeError, SecretRegistry } from '../../src/secrets.js';
+
+describe('SecretRegistry', () => {
+  it('masks raw, URL-encoded and form-encoded forms and scrubs them all', () => {
+    const masked: string[] = [];
+    const s = new SecretRegistry((v) => masked.push(v));
+    s.add('a b/c+d=e&f');
+    expect(masked).toEqual(
+      expect.arrayContaining(['a b/c+d=e&f', 'a%20b%2Fc%2Bd%3De%26f', 'a+b%2Fc%2Bd%3De%26f']),
+    );
+    const text = 'raw a b/c+d=e&f enc a%20b%2Fc%2Bd%3De%26f form a+b%2Fc%2Bd%3De%26f';
+    expect(s.scrub(text)).toBe('raw *** enc *** form ***');
+    expect(s.contains(text)).toBe(true);
+  });
+  it('masks each line of a PEM key', () => {
+    const masked: string[] = [];
+    const s = new SecretRegistry((v) => masked.push(v));
+    s.add(
+      '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END PRIVATE KEY-----',
+    );
+    expect(masked).toContain('MIIEvQIBADANBgkqhkiG9w0B');
+    expect(s.scrub('line AQEFAASCBKcwggSjAgEAAoIB end')).toBe('line *** end');
+  });
+  it('ignores empty values', () => {
+    const masked: string[] = [];
+    new SecretRegistry((v) => masked.push(v)).add('');
+    expect(masked).toEqual([]);
+  });
+});
+
+describe('describeError', () => {
+  it('scrubs pg fields and the raw URI CockroachDB embeds in one error', () => {
+    const s = new SecretRegistry();
+    s.add('s3://b/p?AWS_SECRET_ACCESS_KEY=top%2Fsecret');
+    s.add('top/secret');
+    const err = Object.assign(
+      new Error('A full backup already exists in s3://b/p?AWS_SECRET_ACCESS_KEY=top%2Fsecret'),
+      {
+        code: '42C01',
+        detail: 'key top/secret',
+      },
+    );
+    const text = describeError(err, s);
+    expect(text).not.toContain('top');
+    expect(text).toContain('[SQLSTATE 42C01]');
+  });
+});
