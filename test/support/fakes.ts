@@ -44,7 +44,7 @@ export function fakeConnector(
     const s = new FakeSession(req.applicationName, respond);
     sessions.push(s);
     return s;
-  }) as Connector & { requests: ConnectRequest[]; sessions: FakeSession[] };
+  }) as unknown as Connector & { requests: ConnectRequest[]; sessions: FakeSession[] };
   connector.requests = requests;
   connector.sessions = sessions;
   return connector;

@@ -3,7 +3,10 @@
  * does, sign in to the S3 server with the credentials in the URI and write
  * the collection layout, BACKUP_MANIFEST last.
  */
+import type * as S3 from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
+
+type S3Module = typeof S3;
 import type { Profile } from './profiles.js';
 import { knowsPathStyleParam, virtualHostedByDefault } from './profiles.js';
 import { SqlError } from './protocol-types.js';
@@ -139,7 +142,7 @@ export class JobStorage {
   /** Where the SDK would send requests, or the error CockroachDB would report for lack of a route. */
   private async s3(): Promise<{
     send: (cmd: unknown) => Promise<unknown>;
-    mod: typeof import('@aws-sdk/client-s3');
+    mod: S3Module;
   }> {
     const mod = await import('@aws-sdk/client-s3');
     const p = this.dest.params;
