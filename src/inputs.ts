@@ -3,6 +3,7 @@
  * anything connects. Secrets are registered (and so masked) before any
  * validation can throw. Each error names the input and says what to write.
  */
+import { microsToIso, parseClusterTime } from './job.js';
 import type { SecretRegistry } from './secrets.js';
 import type {
   AsOfSystemTime,
@@ -309,20 +310,15 @@ export function parseAsOfSystemTime(value: string): AsOfSystemTime {
   }
   const m = TIMESTAMP.exec(value);
   if (m) {
-    const [, y, mo, d, h, mi, s, frac = '', zone] = m;
-    const base = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
-    if (Number.isNaN(base) || new Date(base).getUTCDate() !== Number(d)) {
+    const [, y, mo, d] = m;
+    const parsed = parseClusterTime(value);
+    const dayExists = new Date(Date.parse(`${y}-${mo}-${d}T00:00:00Z`)).getUTCDate() === Number(d);
+    if (!parsed || !dayExists)
       throw new InputError(name, `"${clip(value)}" is not a valid date and time. ${advice}`);
-    }
-    let micros = BigInt(base) * 1000n + BigInt((frac + '000000').slice(0, 6));
-    micros -= BigInt(zoneMinutes(zone)) * 60_000_000n;
-    if (micros > BigInt(Date.now()) * 1000n) {
+    if (parsed.micros > BigInt(Date.now()) * 1000n) {
       throw new InputError(name, `${value} is in the future; a backup can only capture the past. ${advice}`);
     }
-    const iso =
-      new Date(Number(micros / 1000n)).toISOString().slice(0, 19) +
-      `.${(micros % 1_000_000n).toString().padStart(6, '0')}Z`;
-    return { kind: 'timestamp', text: value, iso };
+    return { kind: 'timestamp', text: value, iso: microsToIso(parsed.micros) };
   }
   if (/^\+?\d/.test(value) && parseDuration(value.replace(/^\+/, '')) !== undefined) {
     throw new InputError(
@@ -331,13 +327,6 @@ export function parseAsOfSystemTime(value: string): AsOfSystemTime {
     );
   }
   throw new InputError(name, `"${clip(value)}" is neither a negative interval nor a timestamp. ${advice}`);
-}
-
-function zoneMinutes(zone: string | undefined): number {
-  if (zone === undefined || zone === 'Z') return 0;
-  const sign = zone.startsWith('-') ? -1 : 1;
-  const digits = zone.slice(1).replace(':', '');
-  return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'));
 }
 
 // ---- identifiers -------------------------------------------------------------------------------------

@@ -85,6 +85,13 @@ function linkFor(respond: Parameters<typeof fakeConnector>[0], clock = new Virtu
   return { connector, link, clock };
 }
 
+const defaults = (clock: VirtualClock) => ({
+  clock,
+  log: quiet,
+  signal: new AbortController().signal,
+  reconnectBudgetMs: 10_000,
+});
+
 describe('waitForJob', () => {
   it('polls until a terminal status and returns the final row', async () => {
     const statuses = ['running', 'running', 'running', 'succeeded'];
@@ -95,10 +102,7 @@ describe('waitForJob', () => {
       useWhenComplete: false,
       pollIntervalMs: 5000,
       pausedTimeoutMs: 600_000,
-      clock,
-      log: quiet,
-      signal: new AbortController().signal,
-      reconnectBudgetMs: 10_000,
+      ...defaults(clock),
     });
     expect(out.kind).toBe('terminal');
     expect((out as { job: JobRow }).job.status).toBe('succeeded');
@@ -123,10 +127,7 @@ describe('waitForJob', () => {
       useWhenComplete: true,
       pollIntervalMs: 5000,
       pausedTimeoutMs: 600_000,
-      clock,
-      log: quiet,
-      signal: new AbortController().signal,
-      reconnectBudgetMs: 10_000,
+      ...defaults(clock),
     });
     expect(out.kind).toBe('terminal');
     const texts = connector.sessions[0]!.log.map((s) => s.text);
@@ -167,10 +168,7 @@ describe('waitForJob', () => {
       pollIntervalMs: 5000,
       timeoutMs: 60_000,
       pausedTimeoutMs: 600_000,
-      clock,
-      log: quiet,
-      signal: new AbortController().signal,
-      reconnectBudgetMs: 10_000,
+      ...defaults(clock),
     });
     expect(out).toMatchObject({ kind: 'timeout', reason: 'timeout' });
     expect(clock.now() - Date.parse('2026-11-24T11:40:00Z')).toBeGreaterThanOrEqual(60_000);
@@ -203,10 +201,7 @@ describe('waitForJob', () => {
       useWhenComplete: false,
       pollIntervalMs: 1000,
       pausedTimeoutMs: 600_000,
-      clock,
-      log: quiet,
-      signal: new AbortController().signal,
-      reconnectBudgetMs: 10_000,
+      ...defaults(clock),
     });
     expect(out.kind).toBe('vanished');
   });
@@ -228,10 +223,7 @@ describe('waitForJob', () => {
       useWhenComplete: false,
       pollIntervalMs: 1000,
       pausedTimeoutMs: 600_000,
-      clock,
-      log: quiet,
-      signal: new AbortController().signal,
-      reconnectBudgetMs: 10_000,
+      ...defaults(clock),
     });
     expect(out.kind).toBe('terminal');
     expect(connector.requests.length).toBe(2);
