@@ -151,7 +151,7 @@ async function actionSample(
   const c = counters(cluster);
   return {
     detectionMs: exitAt - job.finished!.getTime(),
-    statements: cluster.statementLog.length - log0,
+    statements: waitingStatements(cluster, log0, job),
     jobReads: c.jobTableReads - counters0.jobTableReads,
     jobRowsScanned: c.jobRowsScanned - counters0.jobRowsScanned,
     waitMs: job.finished!.getTime() - job.created.getTime(),
@@ -160,12 +160,14 @@ async function actionSample(
 }
 
 async function naiveSample(cluster: TestCluster, s3: S3TestServer, collection: string): Promise<WaitSample> {
+  const pathStyle =
+    cluster.profile === '22.2' || cluster.profile === '23.1' ? '' : '&AWS_USE_PATH_STYLE=true';
   const log0 = cluster.statementLog.length;
   const counters0 = counters(cluster);
   const uri =
     `${collection}?AWS_ACCESS_KEY_ID=${encodeURIComponent(TEST_S3_CREDENTIAL.accessKeyId)}` +
     `&AWS_SECRET_ACCESS_KEY=${encodeURIComponent(TEST_S3_CREDENTIAL.secretAccessKey)}` +
-    `&AWS_ENDPOINT=${encodeURIComponent(s3.endpoint)}&AWS_REGION=${s3.region}&AWS_USE_PATH_STYLE=true`;
+    `&AWS_ENDPOINT=${encodeURIComponent(s3.endpoint)}&AWS_REGION=${s3.region}${pathStyle}`;
   const r = await spawnTimed([
     '--import',
     'tsx',
@@ -180,7 +182,7 @@ async function naiveSample(cluster: TestCluster, s3: S3TestServer, collection: s
   const c = counters(cluster);
   return {
     detectionMs: exitAt - job.finished!.getTime(),
-    statements: cluster.statementLog.length - log0,
+    statements: waitingStatements(cluster, log0, job),
     jobReads: c.jobTableReads - counters0.jobTableReads,
     jobRowsScanned: c.jobRowsScanned - counters0.jobRowsScanned,
     waitMs: job.finished!.getTime() - job.created.getTime(),
@@ -203,17 +205,32 @@ function peakRss(pid: number | undefined): number {
   }
 }
 
+/** Statements received while the job ran (from its creation to its end): the load of waiting. */
+function waitingStatements(
+  cluster: TestCluster,
+  from: number,
+  job: { created: Date; finished?: Date },
+): number {
+  const start = job.created.getTime();
+  const end = job.finished!.getTime();
+  return cluster.statementLog.slice(from).filter((e) => e.at >= start && e.at <= end).length;
+}
+
 const perMinute = (count: number, waitMs: number): number => (count / Math.max(waitMs, 1)) * 60_000;
 
-/** 2 and 3. Detection latency and load, WHEN COMPLETE on (25.2) and off (22.2), against the naive poller. */
+/** 2 and 3. Detection latency (short jobs) and load while waiting (a 60 s job), WHEN COMPLETE on (25.2) and off (22.2), against the naive poller. */
 async function benchDetectionAndLoad(): Promise<void> {
   const modes: { name: string; profile: ProfileName }[] = [
     { name: 'WHEN COMPLETE (25.2)', profile: '25.2' },
     { name: 'polling, no WHEN COMPLETE (22.2)', profile: '22.2' },
   ];
   const jobMs = QUICK ? 3000 : 6000;
+  const loadJobMs = QUICK ? 20_000 : 60_000;
   for (const mode of modes) {
     await withServers(mode.profile, jobMs, async (cluster, s3) => {
+      const whenComplete = mode.profile === '25.2';
+      // Jitter keeps job ends from lining up with the once-a-second re-check, as on a real cluster.
+      cluster.engine.setJobDuration(jobMs, 1000);
       const action: WaitSample[] = [];
       const naive: WaitSample[] = [];
       for (let i = 0; i < RUNS; i++) {
@@ -222,41 +239,13 @@ async function benchDetectionAndLoad(): Promise<void> {
       }
       const a = action.map((s) => s.detectionMs);
       const n = naive.map((s) => s.detectionMs);
-      const ratio = median(n) / median(a);
-      const whenComplete = mode.profile === '25.2';
       rows.push({
-        metric: `detection: job end → exit, ${mode.name} (p50 / p95)`,
+        metric: `detection: job end → exit incl. verification, ${mode.name} (p50 / p95)`,
         action: `${ms(median(a))} / ${ms(percentile(a, 95))}`,
         baseline: `${ms(median(n))} / ${ms(percentile(n, 95))} (naive 5 s poller)`,
-        ratio: `${ratio.toFixed(1)}× faster`,
+        ratio: `${(median(n) / median(a)).toFixed(1)}× faster`,
         target: whenComplete ? 'p50 ≤ 800 ms, p95 ≤ 1200 ms' : 'no slower than the naive poller',
         met: whenComplete ? median(a) <= 800 && percentile(a, 95) <= 1200 : median(a) <= median(n),
-      });
-      const spmA = median(action.map((s) => perMinute(s.statements, s.waitMs)));
-      const spmN = median(naive.map((s) => perMinute(s.statements, s.waitMs)));
-      rows.push({
-        metric: `statements per minute while waiting, ${mode.name}`,
-        action: spmA.toFixed(1),
-        baseline: spmN.toFixed(1),
-        target: '≤ naive poller',
-        met: spmA <= spmN,
-      });
-      const readsA = median(
-        action.map((s) => perMinute(whenComplete ? s.jobReads : s.jobRowsScanned, s.waitMs)),
-      );
-      const readsN = median(
-        naive.map((s) => perMinute(whenComplete ? s.jobReads : s.jobRowsScanned, s.waitMs)),
-      );
-      rows.push({
-        metric: whenComplete
-          ? `job-table reads per minute (indexed), ${mode.name}`
-          : `job rows scanned per minute (no index), ${mode.name}`,
-        action: readsA.toFixed(1),
-        baseline: readsN.toFixed(1),
-        target: whenComplete
-          ? '(informational: each WHEN COMPLETE re-check is one indexed read)'
-          : '≤ naive poller',
-        met: whenComplete ? undefined : readsA <= readsN,
       });
       if (whenComplete) {
         const rss = Math.max(...action.map((s) => s.peakRssKb)) / 1024;
@@ -267,7 +256,30 @@ async function benchDetectionAndLoad(): Promise<void> {
           met: rss <= 80,
         });
       }
-      json[`wait-${mode.profile}`] = { action, naive };
+      cluster.engine.setJobDuration(loadJobMs, 0);
+      const la = await actionSample(cluster, s3, 's3://backups/load-a', { 'poll-interval': '5s' });
+      const ln = await naiveSample(cluster, s3, 's3://backups/load-n');
+      const spmA = perMinute(la.statements, la.waitMs);
+      const spmN = perMinute(ln.statements, ln.waitMs);
+      rows.push({
+        metric: `statements per minute while a ${loadJobMs / 1000} s job runs, ${mode.name}`,
+        action: spmA.toFixed(1),
+        baseline: spmN.toFixed(1),
+        target: '≤ naive poller',
+        met: spmA <= spmN,
+      });
+      const readsA = perMinute(whenComplete ? la.jobReads : la.jobRowsScanned, la.waitMs);
+      const readsN = perMinute(whenComplete ? ln.jobReads : ln.jobRowsScanned, ln.waitMs);
+      rows.push({
+        metric: whenComplete
+          ? `job-table reads per minute (indexed; each WHEN COMPLETE re-check counts), ${mode.name}`
+          : `job rows scanned per minute (no index), ${mode.name}`,
+        action: readsA.toFixed(1),
+        baseline: readsN.toFixed(1),
+        target: whenComplete ? 'informational: indexed point reads' : '≤ naive poller',
+        met: whenComplete ? undefined : readsA <= readsN,
+      });
+      json[`wait-${mode.profile}`] = { action, naive, load: { action: la, naive: ln } };
     });
   }
 }
@@ -335,7 +347,7 @@ async function benchWaitOverhead(): Promise<void> {
   const lengths = QUICK ? [5000] : process.env.BENCH_LONG === '1' ? [5000, 60_000, 600_000] : [5000, 60_000];
   await withServers('25.2', 5000, async (cluster, s3) => {
     for (const len of lengths) {
-      cluster.engine.setJobDuration(len);
+      cluster.engine.setJobDuration(len, 1000);
       const s = await actionSample(cluster, s3, `s3://backups/overhead-${len}`, {});
       rows.push({
         metric: `wait overhead, ${len / 1000} s job: job end → exit; statements`,

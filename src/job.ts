@@ -284,7 +284,7 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
     ctx.whenCompleteSliceMs ?? 15_000,
     Math.max(1000, Math.floor(ctx.pausedTimeoutMs / 2)),
   );
-  const poller = new AdaptivePoller(ctx.pollIntervalMs);
+  const poller = new AdaptivePoller(ctx.pollIntervalMs, startedAt);
   let whenComplete = ctx.useWhenComplete;
   let heldSince: number | undefined;
   let last: JobRow | undefined;
@@ -298,6 +298,7 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
     });
 
   try {
+    if (!whenComplete) await ctx.clock.sleep(poller.firstDelay(), ctx.signal);
     for (;;) {
       if (ctx.signal.aborted) return { kind: 'aborted', job: last };
       if (ctx.clock.now() >= deadline) return { kind: 'timeout', job: last, reason: 'timeout' };
@@ -410,19 +411,27 @@ function warnOnceAboutState(job: JobRow, warned: Set<string>, log: LinkLogger): 
 }
 
 /**
- * Polling schedule for clusters without a usable WHEN COMPLETE: a few quick
- * reads at first (short jobs end fast), then the poll interval, and a read
- * aimed at the end predicted from the fraction_completed rate.
+ * Polling schedule for clusters without a usable WHEN COMPLETE (there each
+ * read scans the whole jobs table): the first read a second after the
+ * submission, then reads on the poll-interval grid — no more than a plain
+ * poller makes — and one aimed at the end predicted from the
+ * fraction_completed rate when it comes sooner.
  */
 export class AdaptivePoller {
-  private reads = 0;
   private firstSample: { at: number; fraction: number } | undefined;
   private lastChange: { at: number; fraction: number } | undefined;
 
-  constructor(private readonly maxIntervalMs: number) {}
+  constructor(
+    private readonly maxIntervalMs: number,
+    private readonly startedAt: number,
+  ) {}
+
+  /** The job was just created: the first read comes a little later. */
+  firstDelay(): number {
+    return Math.min(1000, this.maxIntervalMs);
+  }
 
   observe(job: JobRow, at: number): void {
-    this.reads += 1;
     const f = job.fractionCompleted ?? 0;
     if (this.firstSample === undefined) this.firstSample = { at, fraction: f };
     if (this.lastChange === undefined || f > this.lastChange.fraction) this.lastChange = { at, fraction: f };
@@ -438,8 +447,10 @@ export class AdaptivePoller {
   }
 
   nextDelay(now: number): number {
-    const early = [500, 1000, 2000][this.reads - 1];
-    let delay = Math.min(this.maxIntervalMs, early ?? this.maxIntervalMs);
+    const step = this.maxIntervalMs;
+    let delay = this.startedAt + (Math.floor((now - this.startedAt) / step) + 1) * step - now;
+    if (delay < step / 4) delay += step; // a grid point just after a read: skip it
+    delay = Math.min(delay, step);
     const remaining = this.predictedRemainingMs(now);
     if (remaining !== undefined && remaining + 250 < delay) delay = Math.max(250, remaining + 250);
     return delay;

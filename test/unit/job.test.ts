@@ -250,24 +250,29 @@ describe('waitForJob', () => {
 });
 
 describe('AdaptivePoller', () => {
-  it('reads early then at the poll interval, and aims at the predicted end', () => {
-    const p = new AdaptivePoller(5000);
-    const row = (f: number): JobRow => ({
-      jobId: '1',
-      status: 'running',
-      fractionCompleted: f,
-      error: null,
-      description: '',
-    });
-    p.observe(row(0), 0);
-    expect(p.nextDelay(0)).toBe(500);
-    p.observe(row(0), 500);
-    expect(p.nextDelay(500)).toBe(1000);
-    p.observe(row(0.5), 20_000);
-    p.observe(row(0.9), 36_000);
-    // 0.9 in 36 s → the remaining 0.1 takes 4 s: read just after it.
-    expect(p.predictedRemainingMs(36_000)).toBeCloseTo(4000, -2);
-    expect(p.nextDelay(36_000)).toBeLessThan(5000);
+  const row = (f: number): JobRow => ({
+    jobId: '1',
+    status: 'running',
+    fractionCompleted: f,
+    error: null,
+    description: '',
+  });
+  it('reads a second after submission, then on the poll-interval grid like a plain poller', () => {
+    const p = new AdaptivePoller(5000, 0);
+    expect(p.firstDelay()).toBe(1000);
+    p.observe(row(0), 1000);
+    expect(p.nextDelay(1000)).toBe(4000);
+    p.observe(row(0), 5010);
+    expect(p.nextDelay(5010)).toBe(4990);
+  });
+  it('aims a read at the end predicted from the fraction_completed rate', () => {
+    const p = new AdaptivePoller(10_000, 0);
+    p.observe(row(0), 1000);
+    p.observe(row(0.9), 32_000);
+    // 0.9 in 31 s → the remaining 0.1 takes about 3.4 s: read just after it, not at the 40 s grid point.
+    expect(p.predictedRemainingMs(32_000)).toBeCloseTo(3444, -1);
+    expect(p.nextDelay(32_000)).toBeGreaterThan(3444);
+    expect(p.nextDelay(32_000)).toBeLessThan(4000);
   });
 });
 

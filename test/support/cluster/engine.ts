@@ -115,6 +115,7 @@ export class CockroachEngine implements Engine {
   private readonly sessions = new Map<number, Session>();
   private license: boolean;
   private jobDurationMs: number;
+  private jobDurationJitterMs = 0;
   private readonly recheckMs: number;
   private sessionLingerMs: number;
   private nextJobId = 1012345678901234567n + BigInt(Math.floor(Math.random() * 1e6)) * 1000n;
@@ -151,8 +152,10 @@ export class CockroachEngine implements Engine {
   setLicense(on: boolean): void {
     this.license = on;
   }
-  setJobDuration(ms: number): void {
+  /** Jobs run this long; with jitter, each job adds a random 0..jitterMs, so job ends do not line up with re-checks. */
+  setJobDuration(ms: number, jitterMs = 0): void {
     this.jobDurationMs = ms;
+    this.jobDurationJitterMs = jitterMs;
   }
   setSessionLinger(ms: number): void {
     this.sessionLingerMs = ms;
@@ -730,6 +733,7 @@ export class CockroachEngine implements Engine {
     if (job.control.cancelled || this.closed) return;
     job.started = nowMicros();
     job.modified = job.started;
+    const durationMs = this.jobDurationMs + Math.random() * this.jobDurationJitterMs;
     try {
       if (p.destError) throw p.destError;
       if (p.needsLicence) {
@@ -748,7 +752,7 @@ export class CockroachEngine implements Engine {
           dataFiles: 3,
         },
         {
-          durationMs: () => this.jobDurationMs,
+          durationMs: () => durationMs,
           minStepMs: 0,
           progress: (f) => {
             // fraction_completed moves in steps of at least 5 %.
