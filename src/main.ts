@@ -232,7 +232,8 @@ class Step {
     if (config.grantTo !== undefined)
       await this.group(`Grant privileges to ${config.grantTo}`, () => this.grant());
     this.destination = buildBackupDestination(config, this.version!);
-    this.secrets.add(this.destination.uri);
+    // Only a URI that carries credentials is secret: external://name and implicit auth are not.
+    if (this.destination.uri !== this.destination.redacted) this.secrets.add(this.destination.uri);
 
     const attached = await this.group('Check for running backups', () => this.handleRunningBackups(session));
     let capture: CaptureTime | undefined;

@@ -69,6 +69,8 @@ describe('a real PostgreSQL server', () => {
         '-c',
         `ssl_key_file=${join(certDir, 'server.key')}`,
         '-c',
+        `ssl_ca_file=${join(certDir, 'ca.crt')}`,
+        '-c',
         'log_statement=all',
         '-c',
         'logging_collector=off',
@@ -83,7 +85,14 @@ describe('a real PostgreSQL server', () => {
     for (const f of ['server.crt', 'server.key', 'ca.crt']) chownSync(join(certDir, f), uid, gid);
     chownSync(certDir, uid, gid);
     chownSync(dir, uid, gid);
+    // Certificate authentication for one user, verified against the test CA.
+    const hba = join(dir, 'data', 'pg_hba.conf');
+    writeFileSync(hba, `hostssl all certuser 127.0.0.1/32 cert\n${readFileSync(hba, 'utf8')}`);
     await pg.start();
+    const admin = pg.getPgClient('postgres', '127.0.0.1');
+    await admin.connect();
+    await admin.query('CREATE ROLE certuser LOGIN');
+    await admin.end();
   }, 120_000);
 
   afterAll(async () => {
@@ -130,6 +139,31 @@ describe('a real PostgreSQL server', () => {
     });
     expect(r.errors).toHaveLength(1);
     expect(r.errors[0]).toMatch(/certificate/i);
+  });
+
+  it('authenticates certuser with client-cert and client-key', async () => {
+    const client = pki.clientCert('certuser');
+    const r = await runScenario(env, {
+      inputs: env.inputs({
+        'connection-string': `postgresql://certuser@localhost:${port}/postgres?sslmode=verify-full`,
+        'ca-cert': pki.caCert,
+        'client-cert': client.cert,
+        'client-key': client.key,
+      }),
+    });
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/not CockroachDB/);
+    const other = pki.clientCert('someone-else');
+    const denied = await runScenario(env, {
+      inputs: env.inputs({
+        'connection-string': `postgresql://certuser@localhost:${port}/postgres?sslmode=verify-full`,
+        'ca-cert': pki.caCert,
+        'client-cert': other.cert,
+        'client-key': other.key,
+      }),
+    });
+    expect(denied.errors).toHaveLength(1);
+    expect(denied.errors[0]).toMatch(/certificate authentication failed|Could not connect/);
   });
 
   it('reports a wrong password without printing it', async () => {
