@@ -31,6 +31,7 @@ export interface Recorded {
   rowCount?: number | 'some';
   rows?: Record<string, string | null>[];
   error?: { code: string | undefined; message: string };
+  job?: { status: string | null; error: string | null };
 }
 
 interface Probe {
@@ -46,6 +47,8 @@ interface Probe {
   filter?: (row: Record<string, string | null>) => boolean;
   /** Record `some` instead of the row count (it depends on the cluster's other jobs). */
   countVaries?: boolean;
+  /** A BACKUP that may return a job: wait for it and record how it ended. */
+  waitForJob?: boolean;
   /** Called with the raw rows: remember a job id or a subdirectory for later probes. */
   after?: (rows: Record<string, string | null>[]) => void;
 }
@@ -63,7 +66,7 @@ export function normalise(text: string, names: Record<string, string> = {}): str
     .replace(/(CockroachDB \w+ v\d+\.\d+\.\d+)[^\n]*/g, '$1 (<build>)')
     .replace(/\/\d{4}\/\d{2}\/\d{2}-\d{6}\.\d{2}/g, '/<subdir>')
     .replace(/\/\d{8}\/\d{6}\.\d{2}/g, '/<incremental>')
-    .replace(/\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?/g, (m, f: string | undefined) =>
+    .replace(/\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?/g, (_m, f: string | undefined) =>
       f ? '<date> <time>.<fraction>' : '<date> <time>',
     )
     .replace(/\b\d{19}\.\d{10}\b/g, '<hlc>')
@@ -77,6 +80,11 @@ function withUser(url: string, user: string): string {
   u.username = user;
   u.password = '';
   return u.toString();
+}
+
+/** `s3://b/p?q` → `s3://b/p-<suffix>?q`: a collection next to this one. */
+function beside(uri: string, suffix: string): string {
+  return uri.replace(/\/?(\?|$)/, `-${suffix}$1`);
 }
 
 function withParam(uri: string, key: string, value: string): string {
@@ -175,7 +183,7 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
       step: 'SHOW BACKUP of the full backup',
       sql: 'SHOW BACKUP FROM $1 IN $2',
       params: () => [s.subdir!, collection],
-      filter: (r) => r.object_type === 'database',
+      filter: (r) => r.object_name === 'shop',
       keep: [
         'database_name',
         'object_name',
@@ -190,7 +198,7 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
       step: 'SHOW BACKUP with check_files',
       sql: 'SHOW BACKUP FROM $1 IN $2 WITH check_files',
       params: () => [s.subdir!, collection],
-      filter: (r) => r.object_type === 'database',
+      filter: (r) => r.object_name === 'shop',
       keep: ['database_name', 'object_type', 'backup_type'],
     },
     { step: 'cluster clock, later', sql: 'SELECT now() AS now', keep: ['now'], after: readClock },
@@ -213,28 +221,31 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
       step: 'SHOW BACKUP lists the incremental layer',
       sql: 'SHOW BACKUP FROM $1 IN $2',
       params: () => [s.subdir!, collection],
-      filter: (r) => r.object_type === 'database',
+      filter: (r) => r.object_name === 'shop',
       keep: ['database_name', 'backup_type', 'start_time', 'end_time'],
     },
     { step: 'cancel a finished job', sql: 'CANCEL JOB $1', params: () => [s.fullJob!] },
     { step: 'wait for a job that does not exist', sql: 'SHOW JOB WHEN COMPLETE $1', params: () => ['1'] },
     {
       step: 'unknown S3 parameter',
+      waitForJob: true,
       sql: backupInto,
-      params: () => [withParam(collection, 'NOT_A_PARAM', '1')],
+      params: () => [withParam(beside(collection, 'bad-param'), 'NOT_A_PARAM', '1')],
+      keep: ['job_id'],
     },
     {
       step: 'AWS_USE_PATH_STYLE (accepted from 24.1.10, 24.2.8, 24.3.3, 25.1)',
+      waitForJob: true,
       sql: backupInto,
-      params: () => [
-        withParam(collection.replace(/\/?(\?|$)/, '-path-style$1'), 'AWS_USE_PATH_STYLE', 'true'),
-      ],
+      params: () => [withParam(beside(plain, 'path-style'), 'AWS_USE_PATH_STYLE', 'true')],
       keep: ['job_id'],
     },
     {
       step: 'incremental without a full backup',
+      waitForJob: true,
       sql: 'BACKUP INTO LATEST IN $1 WITH detached',
       params: () => [emptyCollection],
+      keep: ['job_id'],
     },
     {
       step: 'SHOW BACKUPS of an empty collection',
@@ -245,9 +256,11 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
     { step: 'grant on a missing database', sql: 'GRANT BACKUP ON DATABASE no_such_db TO backup_user' },
     {
       step: 'cluster backup without BACKUP privilege',
+      waitForJob: true,
       asUser: 'backup_user',
       sql: backupInto,
-      params: () => [collection],
+      params: () => [beside(collection, 'non-admin')],
+      keep: ['job_id'],
     },
     {
       step: 'cancel without CONTROLJOB',
@@ -305,6 +318,14 @@ export async function record(
             .map((row) => Object.fromEntries(p.keep!.map((k) => [k, norm(row[k] ?? null)])));
         }
         p.after?.(rows);
+        if (p.waitForJob && rows[0]?.job_id) {
+          const done = await clients[user].query({
+            text: 'SHOW JOB WHEN COMPLETE $1',
+            values: [rows[0].job_id],
+          });
+          const job = (done.rows[0] ?? {}) as Record<string, string | null>;
+          entry.job = { status: norm(job.status ?? null), error: norm(job.error ?? null) };
+        }
       } catch (err) {
         const e = err as { code?: string; message: string };
         entry.error = { code: e.code, message: normalise(e.message, names) };
@@ -361,7 +382,12 @@ async function main(): Promise<void> {
   const names = { [encodeURIComponent(endpoint)]: '<endpoint>', [endpoint]: '<endpoint>', [run]: '<run>' };
   try {
     const transcript = await record(url, at, names);
-    writeFileSync(outFile, JSON.stringify(transcript, null, 2) + '\n');
+    // One line per column keeps the diff readable.
+    const json = JSON.stringify(transcript, null, 2).replace(
+      /\[\n\s+("[^"]*"),\n\s+(\d+)\n\s+\]/g,
+      '[$1, $2]',
+    );
+    writeFileSync(outFile, json + '\n');
     console.log(`wrote ${outFile} (${transcript.length} statements)`);
   } finally {
     for (const c of cleanup) await c();
