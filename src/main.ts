@@ -282,7 +282,7 @@ class Step {
     } catch (err) {
       const advice = adviceForConnectError(err);
       throw new StepFailure(
-        `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${describeError(err, this.secrets)}${advice ? `. ${advice}` : ''}`,
+        `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${withAdvice(describeError(err, this.secrets), advice)}`,
       );
     }
     const rows = await session.query({ text: 'SELECT version() AS version', params: [] });
@@ -460,9 +460,7 @@ class Step {
       this.owned = true;
     } catch (err) {
       const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
-      throw new StepFailure(
-        `BACKUP was refused: ${describeError(err, this.secrets)}${advice ? `. ${advice}` : ''}`,
-      );
+      throw new StepFailure(`BACKUP was refused: ${withAdvice(describeError(err, this.secrets), advice)}`);
     }
     // Saved at once, so that the post step can cancel the job if this step is killed.
     this.deps.io.saveState(STATE.jobId, this.jobId);
@@ -532,7 +530,7 @@ class Step {
         const error = job.error ?? '(the cluster recorded no error text)';
         const advice = adviceForJobError(error);
         throw new StepFailure(
-          `Backup job ${job.jobId} ended with status ${job.status}: ${error}${advice ? `. ${advice}` : ''}`,
+          `Backup job ${job.jobId} ended with status ${job.status}: ${withAdvice(error, advice)}`,
           'failed',
         );
       }
@@ -675,6 +673,11 @@ class Step {
       }
     }
   }
+}
+
+/** The message, then the advice as a sentence of its own (the message may already end in a period). */
+function withAdvice(message: string, advice: string | undefined): string {
+  return advice ? `${message.replace(/[.\s]+$/, '')}. ${advice}` : message;
 }
 
 function newest(jobs: JobRow[]): JobRow {

@@ -109,12 +109,13 @@ export function renderSummary(r: RunReport): string {
     ],
     ['Verified', o.verified !== undefined ? verifiedText(o.verified, r.verifyChecks) : undefined],
   ];
-  const lines = [`## ${HEADLINES[r.outcome]}`, '', '| | |', '|---|---|'];
+  const lines = [`## ${HEADLINES[r.outcome]}`, '', '| Backup job | |', '|---|---|'];
   for (const [k, v] of rows) if (v !== undefined) lines.push(`| ${k} | ${escapeCell(v)} |`);
   lines.push('');
   if (r.error !== undefined) lines.push('### Error', '', '```text', r.error, '```', '');
   if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${n}`), '');
-  if (r.restoreStatement !== undefined) {
+  // A RESTORE statement is only offered for a backup that exists (or will, for wait: false).
+  if (r.restoreStatement !== undefined && (r.outcome === 'succeeded' || r.outcome === 'submitted')) {
     lines.push('### Restore from this backup', '', '```sql', r.restoreStatement, '```', '');
     lines.push('Put the credentials back into the collection URI (they are never written here).', '');
   }

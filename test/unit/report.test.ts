@@ -50,6 +50,10 @@ describe('renderSummary', () => {
       expect(md).toContain(needle);
     }
   });
+  it('offers no RESTORE statement for a backup that failed', () => {
+    expect(renderSummary({ ...success, outcome: 'failed' })).not.toContain('RESTORE');
+    expect(renderSummary(success)).toContain('RESTORE');
+  });
   it('shows the error of a failure and escapes table cells', () => {
     const md = renderSummary({ ...success, outcome: 'failed', error: 'boom | bang', clusterVersion: 'a|b' });
     expect(md).toContain('❌');
