@@ -304,17 +304,24 @@ export class ClusterLink {
       }
       try {
         const s = await this.session();
-        const result = await fn(s);
         if (lostAt !== undefined) {
+          // Said as soon as a session is back: fn may then hold it for long (WHEN COMPLETE).
           const secs = ((this.clock.now() - lostAt) / 1000).toFixed(1);
           this.log.info(`Reconnected after ${secs}s (${failures} attempt(s)); ${what} resumes.`);
+          lostAt = undefined;
         }
+        const result = await fn(s);
         return result;
       } catch (err) {
         if (!isConnectionError(err)) throw err;
         this.abandon();
         failures += 1;
-        lostAt ??= this.clock.now();
+        if (lostAt === undefined) {
+          lostAt = this.clock.now();
+          this.log.warning(
+            `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`,
+          );
+        }
         const spent = this.clock.now() - started;
         if (spent >= o.budgetMs) {
           throw new Error(
@@ -323,10 +330,6 @@ export class ClusterLink {
           );
         }
         const delay = Math.min(backoffMs(failures, this.opts.random ?? Math.random), o.budgetMs - spent);
-        if (failures === 1)
-          this.log.warning(
-            `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`,
-          );
         await this.clock.sleep(delay, o.signal);
       }
     }

@@ -208,3 +208,31 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     expect(r.warnings.filter((w) => /is paused/.test(w))).toHaveLength(1);
   });
 });
+
+describe('a minute-long cluster restart', () => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile: '25.2' });
+  });
+  afterAll(async () => env?.close());
+
+  it('is survived: the wait reconnects and ends on the same job', async () => {
+    env.cluster.engine.setJobDuration(70_000);
+    const before = env.cluster.jobs().length;
+    const run = startScenario(env, {
+      inputs: env.inputs({ collection: env.collection() }),
+      killAfterMs: 170_000,
+    });
+    await until(() => env.cluster.jobs().length > before, 20_000, 'a backup job');
+    const job = env.cluster.jobs()[before]!;
+    await new Promise((r) => setTimeout(r, 1000));
+    env.cluster.wire.refuseConnections(60_000);
+    const r = await run.done;
+    expect(r.errors).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.outputs['job-id']).toBe(job.id);
+    const m = /Reconnected after ([\d.]+)s/.exec(r.stdout);
+    expect(Number(m?.[1])).toBeGreaterThanOrEqual(59);
+    console.log(`[measure] 25.2: survived an outage of 60000 ms; reconnected after ${m?.[1]} s`);
+  }, 180_000);
+});
