@@ -200,6 +200,19 @@ describe('statements and rules on 25.2', () => {
     expect((await c.query('SHOW JOB WHEN COMPLETE $1', ['1'])).rows).toHaveLength(0);
   });
 
+  it('waits for several jobs with SHOW JOBS WHEN COMPLETE SELECT …', async () => {
+    const c = await connect(cluster);
+    const a = (await c.query(`BACKUP INTO $1 WITH detached`, [uri('wa', '&AWS_USE_PATH_STYLE=true')])).rows[0]
+      .job_id;
+    const b = (await c.query(`BACKUP INTO $1 WITH detached`, [uri('wb', '&AWS_USE_PATH_STYLE=true')])).rows[0]
+      .job_id;
+    await c.query("SET statement_timeout = '20s'");
+    const r = await c.query(
+      `SHOW JOBS WHEN COMPLETE SELECT job_id FROM crdb_internal.jobs WHERE job_id IN (${a}, ${b})`,
+    );
+    expect(r.rows.map((x) => x.status)).toEqual(['succeeded', 'succeeded']);
+  });
+
   it('never returns WHEN COMPLETE for a paused job', async () => {
     const c = await connect(cluster);
     const { rows } = await c.query(`BACKUP INTO $1 WITH detached`, [uri('pz', '&AWS_USE_PATH_STYLE=true')]);

@@ -315,8 +315,12 @@ export class CockroachEngine implements Engine {
       return this.roleOption(s, m[1]!, !m[2]);
     if ((m = /^SHOW\s+SYSTEM\s+GRANTS(?:\s+FOR\s+(.+))?$/i.exec(sql))) return this.showSystemGrants(m[1]);
     if (/^BACKUP\s/i.test(sql)) return this.backup(s, sql, params, arrived);
+    if ((m = /^SHOW\s+JOBS\s+WHEN\s+COMPLETE\s+(SELECT\s.+)$/is.exec(sql))) {
+      const ids = this.select(s, m[1]!, params).rows.map((r) => r[0] ?? '');
+      return this.whenComplete(s, ids, arrived);
+    }
     if ((m = new RegExp(`^SHOW\\s+JOB\\s+WHEN\\s+COMPLETE\\s+(${VALUE})$`, 'i').exec(sql))) {
-      return this.whenComplete(s, resolveValue(m[1]!, params) ?? '', arrived);
+      return this.whenComplete(s, [resolveValue(m[1]!, params) ?? ''], arrived);
     }
     if ((m = new RegExp(`^SHOW\\s+JOB\\s+(${VALUE})$`, 'i').exec(sql)))
       return this.selectJobs(s, 'show-job', ['*'], [this.idFilter(resolveValue(m[1]!, params))], params);
@@ -851,13 +855,15 @@ export class CockroachEngine implements Engine {
     if (!this.profile.indexedJobs) this.counters.jobRowsScanned += this.jobs.length;
   }
 
-  private async whenComplete(s: Session, idText: string, arrived: number): Promise<QueryResult> {
+  /** The rewrite CockroachDB runs: re-check every second until no selected job has `finished IS NULL`. */
+  private async whenComplete(s: Session, idTexts: string[], arrived: number): Promise<QueryResult> {
     const deadline = this.statementDeadline(s, arrived);
     const started = Date.now();
+    const ids = new Set(idTexts.map((t) => t.trim()));
     for (;;) {
       this.countJobRead();
-      const job = this.visibleJobs(s.info.user).find((j) => j.id === idText.trim());
-      if (!job || job.finished !== undefined) return this.jobResult('show-job', ['*'], job ? [job] : []);
+      const jobs = this.visibleJobs(s.info.user).filter((j) => ids.has(j.id));
+      if (jobs.every((j) => j.finished !== undefined)) return this.jobResult('show-job', ['*'], jobs);
       if (Date.now() - started > 24 * 3600_000) throw new SqlError('55000', 'timed out waiting for jobs');
       const wait = Math.min(this.recheckMs, deadline - Date.now());
       if (wait <= 0) throw new SqlError('57014', 'query execution canceled due to statement timeout');
