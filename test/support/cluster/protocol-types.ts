@@ -31,6 +31,17 @@ export interface QueryResult {
   rows: (string | null)[][];
   /** CommandComplete tag, e.g. `SELECT 1`, `SET`, `GRANT`, `BACKUP 1`, `CANCEL JOBS 1`. */
   tag: string;
+  /** NoticeResponses sent before the CommandComplete (optional). */
+  notices?: Notice[];
+}
+
+/** A NoticeResponse. `severity` defaults to NOTICE and `code` to 00000. */
+export interface Notice {
+  severity?: 'WARNING' | 'NOTICE' | 'INFO' | 'DEBUG' | 'LOG';
+  code?: string;
+  message: string;
+  detail?: string;
+  hint?: string;
 }
 
 /** An ErrorResponse. `code` is the SQLSTATE (CockroachDB uses XXUUU when it has none). */
@@ -69,6 +80,12 @@ export interface SessionInfo {
   readonly tls: boolean;
   /** CN of the verified client certificate, when the client authenticated with one. */
   readonly clientCertCommonName?: string;
+  /**
+   * Aborted when the client cancels the running statement (CancelRequest) or
+   * the connection goes; undefined between statements. The wire layer already
+   * answers 57014 on cancel, so an engine only needs it to stop work early.
+   */
+  readonly statementSignal?: AbortSignal | undefined;
 }
 
 export interface UserRecord {
