@@ -53,7 +53,7 @@ export function makeTestPki(opts: { serverNames?: string[] } = {}): TestPki {
       'ec_paramgen_curve:P-256',
       '-nodes',
       '-subj',
-      `/CN=${cn}`,
+      `/CN=${escapeSubjectValue(cn)}`,
       '-keyout',
       `${name}.key`,
       '-out',
@@ -96,4 +96,9 @@ export function makeTestPki(opts: { serverNames?: string[] } = {}): TestPki {
     dir,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** openssl -subj splits on `/` and `+`; a user name may contain either. */
+function escapeSubjectValue(value: string): string {
+  return value.replace(/[\\/+=]/g, (c) => `\\${c}`);
 }
