@@ -452,7 +452,10 @@ export class AdaptivePoller {
     if (delay < step / 4) delay += step; // a grid point just after a read: skip it
     delay = Math.min(delay, step);
     const remaining = this.predictedRemainingMs(now);
-    if (remaining !== undefined && remaining + 250 < delay) delay = Math.max(250, remaining + 250);
+    if (remaining === undefined) return delay;
+    const aimed = Math.max(250, remaining + 250);
+    // An end predicted just past the grid point is read once, after the end, instead of twice.
+    if (aimed < delay + step / 4) delay = aimed;
     return delay;
   }
 }

@@ -10,6 +10,7 @@ import type { BackupDestination, StorageSettings } from './destination.js';
 import {
   buildBackupDestination,
   descriptionTargetsCollection,
+  storageSettings,
   subdirFromDescription,
 } from './destination.js';
 import type { InputReader } from './inputs.js';
@@ -184,6 +185,7 @@ class Step {
   private destination: BackupDestination | undefined;
   private jobId: string | undefined;
   private owned = false;
+  private store: Promise<ObjectStore> | undefined;
 
   constructor(
     private readonly deps: Deps,
@@ -259,6 +261,7 @@ class Step {
       return;
     }
 
+    this.warmUpStorage();
     const outcome = await this.group(`Wait for backup job ${this.jobId}`, () => this.waitForJob());
     const job = await this.settle(outcome);
     this.recordJob(job, plan, capture);
@@ -270,6 +273,23 @@ class Step {
     this.log(
       `Backup ${this.report.outputs['backup-uri'] ?? ''} succeeded and was verified (${this.report.outputs.verified}).`,
     );
+  }
+
+  /** One S3 client serves verification and pruning. */
+  private readonly openStore = (settings: StorageSettings): Promise<ObjectStore> =>
+    (this.store ??= this.deps.openStore(settings));
+
+  /**
+   * Load the S3 SDK while the job runs rather than after it ends: start-up
+   * stays light, and the end of the job is reported without that delay.
+   */
+  private warmUpStorage(): void {
+    const { config } = this;
+    const pruning = config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined;
+    const settings = storageSettings(config);
+    if (settings === undefined || (config.verify === 'none' && !pruning)) return;
+    // A failure here surfaces where the store is first used.
+    this.openStore(settings).catch(() => undefined);
   }
 
   private async connect(): Promise<SqlSession> {
@@ -632,7 +652,7 @@ class Step {
       fullSubdir: this.report.outputs['backup-path']!,
       kind: plan.kind,
       capture,
-      openStore: this.deps.openStore,
+      openStore: this.openStore,
       signal: this.deps.signal,
       reconnectBudgetMs: this.timings.reconnectBudgetMs,
       log: (m) => this.log(m),
@@ -657,7 +677,7 @@ class Step {
   private async prune(plan: Plan): Promise<void> {
     const summary = await pruneAfterBackup({
       config: this.config,
-      openStore: this.deps.openStore,
+      openStore: this.openStore,
       protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
       now: new Date(this.deps.clock.now()),
       log: (m) => this.log(m),

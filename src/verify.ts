@@ -45,13 +45,20 @@ export async function verifyBackup(v: VerifyInput): Promise<VerifyOutcome> {
   const checks: string[] = [];
   if (v.config.verify === 'none') return { verified: 'skipped', checks: ['none (verify: none)'] };
   const out: VerifyOutcome = { verified: 'true', checks };
-  try {
-    await verifyWithSql(v, checks);
-    if (v.config.collection.kind === 's3') await verifyInBucket(v, checks, out);
-    else checks.push('bucket not read (external:// collection: the connection holds the storage settings)');
-  } catch (err) {
-    if (!(err instanceof VerifyProblem)) throw err;
-    return { ...out, verified: 'false', checks, problem: err.message };
+  // The cluster and the bucket are asked at once: on a real cluster SHOW BACKUPS lists the bucket too.
+  const sqlChecks: string[] = [];
+  const bucketChecks: string[] = [];
+  const results = await Promise.allSettled([
+    verifyWithSql(v, sqlChecks),
+    v.config.collection.kind === 's3' ? verifyInBucket(v, bucketChecks, out) : Promise.resolve(),
+  ]);
+  checks.push(...sqlChecks, ...bucketChecks);
+  if (v.config.collection.kind !== 's3')
+    checks.push('bucket not read (external:// collection: the connection holds the storage settings)');
+  for (const r of results) {
+    if (r.status === 'fulfilled') continue;
+    if (!(r.reason instanceof VerifyProblem)) throw r.reason;
+    return { ...out, verified: 'false', checks, problem: r.reason.message };
   }
   return out;
 }

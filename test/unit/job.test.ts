@@ -274,6 +274,19 @@ describe('AdaptivePoller', () => {
     expect(p.nextDelay(32_000)).toBeGreaterThan(3444);
     expect(p.nextDelay(32_000)).toBeLessThan(4000);
   });
+  it('reads once after an end predicted just past the next grid point, instead of at that point too', () => {
+    const p = new AdaptivePoller(5000, 0);
+    p.observe(row(0), 1000);
+    p.observe(row(55 / 60), 55_000);
+    // The end is due at about 60 s, on the grid point: one read at 60.25 s, not one at 60 s and another.
+    expect(p.nextDelay(55_000)).toBeGreaterThan(5000);
+    expect(p.nextDelay(55_000)).toBeLessThan(5000 + 5000 / 4);
+    // An end far beyond the grid keeps the grid.
+    const q = new AdaptivePoller(5000, 0);
+    q.observe(row(0), 1000);
+    q.observe(row(0.1), 20_000);
+    expect(q.nextDelay(20_000)).toBe(5000);
+  });
 });
 
 describe('submitBackup', () => {

@@ -108,6 +108,7 @@ async function runWith(
   script: ClusterScript,
   over: Record<string, string> = {},
   signal = new AbortController().signal,
+  openStore: (sentSoFar: Statement[]) => Promise<ObjectStore> = async () => fakeStore(),
 ) {
   const io = new RecordingIO();
   const { connector, sent } = cluster(script);
@@ -122,7 +123,7 @@ async function runWith(
         GITHUB_SERVER_URL: 'https://github.com',
       },
       connector,
-      openStore: async () => fakeStore(),
+      openStore: () => openStore(sent),
       clock: new VirtualClock(),
       signal,
       random: () => 0.5,
@@ -175,6 +176,23 @@ describe('run()', () => {
     expect(io.state['main-done']).toBe('true');
     expect(io.summary).toContain("AS OF SYSTEM TIME '2026-11-24 11:40:35.123456+00:00'");
     expect(io.summary).toContain('https://github.com/acme/shop/actions/runs/42/attempts/2');
+  });
+
+  it('opens the bucket once, while the job still runs, for verification and pruning alike', async () => {
+    const jobReadsWhenOpened: number[] = [];
+    const jobReads = (sent: Statement[]) => sent.filter((x) => x.text.includes('WHERE job_id')).length;
+    const { sent } = await runWith(
+      { statuses: ['running', 'running', 'succeeded'] },
+      { verify: 'manifest', 'prune-keep-last': '3' },
+      undefined,
+      async (sentSoFar) => {
+        jobReadsWhenOpened.push(jobReads(sentSoFar));
+        return fakeStore();
+      },
+    );
+    expect(jobReadsWhenOpened).toHaveLength(1);
+    // Opened after the first read of the running job, before the read that saw it succeed.
+    expect(jobReadsWhenOpened[0]).toBeLessThan(jobReads(sent));
   });
 
   it('rejects bad input without connecting', async () => {
