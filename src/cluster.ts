@@ -96,6 +96,15 @@ function isIp(host: string): boolean {
 }
 
 /** The production connector: node-postgres, never pg.native. */
+/**
+ * The connection string's connect_timeout (seconds, as in libpq) when given;
+ * libpq's 0 means "wait forever", which a workflow step must never do.
+ */
+export function connectTimeoutMs(c: ConnectionConfig, fallbackMs: number): number {
+  const seconds = Number(c.params.connect_timeout ?? 0);
+  return Number.isInteger(seconds) && seconds > 0 ? seconds * 1000 : fallbackMs;
+}
+
 export const pgConnector: Connector = async (req) => {
   const pg = (await import('pg')).default;
   const raw = (v: string): string => v;
@@ -116,7 +125,7 @@ export const pgConnector: Connector = async (req) => {
       database: c.database,
       ssl,
       application_name: req.applicationName,
-      connectionTimeoutMillis: req.connectTimeoutMs,
+      connectionTimeoutMillis: connectTimeoutMs(c, req.connectTimeoutMs),
       keepAlive: true,
       types,
       ...(c.params.options !== undefined ? { options: c.params.options } : {}),
@@ -248,6 +257,7 @@ export class ApplicationNames {
  */
 export class ClusterLink {
   private current: SqlSession | undefined;
+  private everConnected = false;
 
   constructor(
     private readonly connector: Connector,
@@ -266,6 +276,7 @@ export class ClusterLink {
       applicationName: this.names.next(),
       connectTimeoutMs: this.opts.connectTimeoutMs,
     });
+    this.everConnected = true;
     return this.current;
   }
 
@@ -303,11 +314,16 @@ export class ClusterLink {
         this.log.warning(`Connection to the cluster lost before ${what}; reconnecting.`);
       }
       try {
+        const wasConnected = this.everConnected;
         const s = await this.session();
         if (lostAt !== undefined) {
           // Said as soon as a session is back: fn may then hold it for long (WHEN COMPLETE).
           const secs = ((this.clock.now() - lostAt) / 1000).toFixed(1);
-          this.log.info(`Reconnected after ${secs}s (${failures} attempt(s)); ${what} resumes.`);
+          this.log.info(
+            wasConnected
+              ? `Reconnected after ${secs}s (${failures} attempt(s)); ${what} resumes.`
+              : `Connected after ${secs}s (${failures} failed attempt(s)).`,
+          );
           lostAt = undefined;
         }
         const result = await fn(s);
@@ -319,7 +335,9 @@ export class ClusterLink {
         if (lostAt === undefined) {
           lostAt = this.clock.now();
           this.log.warning(
-            `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`,
+            this.everConnected
+              ? `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`
+              : `Could not reach the cluster (${errorText(err)}); retrying for up to ${Math.round(o.budgetMs / 1000)}s.`,
           );
         }
         const spent = this.clock.now() - started;

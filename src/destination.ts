@@ -9,6 +9,8 @@ export interface BackupDestination {
   uri: string;
   /** The same with AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN values `redacted`. */
   redacted: string;
+  /** The same with placeholders for the credentials: what a RESTORE statement in the summary shows. */
+  template: string;
 }
 
 export interface StorageSettings {
@@ -36,7 +38,7 @@ export function pathStyleWanted(config: Config): boolean {
 
 export function buildBackupDestination(config: Config, version: ClusterVersion): BackupDestination {
   const c = config.collection;
-  if (c.kind === 'external') return { uri: c.raw, redacted: c.raw };
+  if (c.kind === 'external') return { uri: c.raw, redacted: c.raw, template: c.raw };
   const params: [string, string][] = [];
   const secretNames = new Set(['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']);
   if (config.s3Auth === 'implicit') {
@@ -53,14 +55,20 @@ export function buildBackupDestination(config: Config, version: ClusterVersion):
   if (pathStyleWanted(config) && acceptsPathStyleParam(version)) params.push(['AWS_USE_PATH_STYLE', 'true']);
   params.push(...c.extraParams.map(([k, v]) => [k, v] as [string, string]));
   const base = `s3://${c.bucket}${c.path ? `/${encodePath(c.path)}` : ''}`;
-  const render = (redact: boolean): string => {
-    if (params.length === 0) return base;
-    const q = params.map(
-      ([k, v]) => `${k}=${redact && secretNames.has(k) ? 'redacted' : encodeURIComponent(v)}`,
-    );
-    return `${base}?${q.join('&')}`;
+  const placeholders: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: '<key-id>',
+    AWS_SECRET_ACCESS_KEY: '<secret>',
+    AWS_SESSION_TOKEN: '<session-token>',
   };
-  return { uri: render(false), redacted: render(true) };
+  const render = (value: (k: string, v: string) => string): string => {
+    if (params.length === 0) return base;
+    return `${base}?${params.map(([k, v]) => `${k}=${value(k, v)}`).join('&')}`;
+  };
+  return {
+    uri: render((_, v) => encodeURIComponent(v)),
+    redacted: render((k, v) => (secretNames.has(k) ? 'redacted' : encodeURIComponent(v))),
+    template: render((k, v) => placeholders[k] ?? encodeURIComponent(v)),
+  };
 }
 
 function encodePath(path: string): string {

@@ -482,6 +482,11 @@ function parseConnectionString(
         name,
         `application_name is set by the action itself (so the DBA sees the workflow run). Remove it.`,
       );
+    } else if (key === 'connect_timeout' && !/^\d{1,4}$/.test(v)) {
+      throw new InputError(
+        name,
+        `connect_timeout=${clip(v)} is not a number of seconds. Write e.g. connect_timeout=10, or remove it.`,
+      );
     } else if (PASSED_PARAMS.has(key)) {
       params[key] = v;
     } else {
@@ -658,7 +663,8 @@ function rejectStorageInputsForExternal(read: (name: string) => string): void {
   ];
   for (const input of storageInputs) {
     const v = read(input);
-    if (v !== '' && v !== defaults[input]) {
+    const isDefault = input === 'prune-dry-run' ? FALSE.has(v) : v === defaults[input];
+    if (v !== '' && !isDefault) {
       throw new InputError(
         input,
         'cannot be used with an external:// collection: the external connection holds the storage settings. Remove it.',
@@ -673,14 +679,13 @@ function readAwsCredentials(
   auth: S3Auth,
   collection: Collection,
 ): AwsCredentials {
-  const fromInputs = read('aws-access-key-id') !== '' || read('aws-secret-access-key') !== '';
-  const accessKeyId = fromInputs ? read('aws-access-key-id') : (env.AWS_ACCESS_KEY_ID ?? '').trim();
-  const secretAccessKey = fromInputs
-    ? read('aws-secret-access-key')
-    : (env.AWS_SECRET_ACCESS_KEY ?? '').trim();
-  const sessionToken = (
-    fromInputs ? read('aws-session-token') : read('aws-session-token') || env.AWS_SESSION_TOKEN || ''
-  ).trim();
+  // Each input defaults to its own environment variable, as DESIGN.md says; but a session token
+  // is only valid with the secret it was issued with, so the environment's goes with the environment's secret.
+  const inputSecret = read('aws-secret-access-key');
+  const fromInputs = read('aws-access-key-id') !== '' || inputSecret !== '';
+  const accessKeyId = read('aws-access-key-id') || (env.AWS_ACCESS_KEY_ID ?? '').trim();
+  const secretAccessKey = inputSecret || (env.AWS_SECRET_ACCESS_KEY ?? '').trim();
+  const sessionToken = read('aws-session-token') || (inputSecret ? '' : (env.AWS_SESSION_TOKEN ?? '').trim());
   if (auth === 'implicit') {
     if (read('aws-access-key-id') || read('aws-secret-access-key') || read('aws-session-token')) {
       throw new InputError(
@@ -730,7 +735,14 @@ function parseEndpoint(value: string): string | undefined {
       `"${clip(value)}" is not a URL. Write one such as https://minio.example.com:9000.`,
     );
   }
-  if (!/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash) {
+  if (
+    !/^https?:\/\/[^/]/i.test(value) ||
+    !/^https?:$/.test(url.protocol) ||
+    url.username ||
+    url.password ||
+    url.search ||
+    url.hash
+  ) {
     throw new InputError(
       's3-endpoint',
       'must be an http(s):// URL without credentials, query or fragment, e.g. https://minio.example.com:9000.',

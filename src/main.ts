@@ -203,7 +203,9 @@ class Step {
   }
 
   private newLink(connection: Config['connection']): ClusterLink {
-    return new ClusterLink(this.deps.connector, connection, this.names, this.deps.clock, this.deps.io, {
+    // Reconnect messages quote pg's errors: they go through the scrubber like every other line.
+    const log = { info: (m: string) => this.log(m), warning: (m: string) => this.warn(m) };
+    return new ClusterLink(this.deps.connector, connection, this.names, this.deps.clock, log, {
       connectTimeoutMs: this.timings.connectTimeoutMs,
       random: this.deps.random,
     });
@@ -226,6 +228,10 @@ class Step {
 
   private log(message: string): void {
     this.deps.io.info(this.secrets.scrub(message));
+  }
+
+  private warn(message: string): void {
+    this.deps.io.warning(this.secrets.scrub(message));
   }
 
   async execute(): Promise<void> {
@@ -317,7 +323,7 @@ class Step {
       throw new StepFailure(`CockroachDB ${v.tag} is too old: crdb-backup-action supports 22.2 and later.`);
     }
     if (v.major > 25)
-      this.deps.io.warning(
+      this.warn(
         `CockroachDB ${v.tag} is newer than the versions this action was tested with (22.2 to 25.x).`,
       );
     this.report.clusterVersion = v.full.replace(/ \(.*$/, '');
@@ -331,13 +337,8 @@ class Step {
     const { config } = this;
     const v = this.version!;
     const mayCancel = config.cancelOnAbort || config.onTimeout === 'cancel';
-    const controlJob = !mayCancel
-      ? 'none'
-      : v.major > 25 || (v.major === 25 && v.minor >= 1)
-        ? 'none'
-        : versionAtLeast(v, 23, 1, 12)
-          ? 'system'
-          : 'role-option';
+    // From 25.1 owners may cancel their own jobs, but only once the upgrade is finalized: grant anyway.
+    const controlJob = !mayCancel ? 'none' : versionAtLeast(v, 23, 1, 12) ? 'system' : 'role-option';
     const statements = grantStatements(config.grantTo!, {
       databases: config.databases,
       implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
@@ -471,7 +472,7 @@ class Step {
         capture,
         matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
         clock: this.deps.clock,
-        log: { info: (m) => this.log(m), warning: (m) => this.deps.io.warning(this.secrets.scrub(m)) },
+        log: { info: (m) => this.log(m), warning: (m) => this.warn(m) },
         signal: this.deps.signal,
         sessionGoneTimeoutMs: this.timings.sessionGoneTimeoutMs,
         reconnectBudgetMs: this.timings.reconnectBudgetMs,
@@ -501,7 +502,7 @@ class Step {
       this.report.restoreStatement = restoreStatement({
         databases: this.config.databases,
         quoteIdent,
-        collectionForRestore: restoreCollection(this.config),
+        collectionForRestore: this.destination!.template,
         fullSubdir: full,
         endTimeLiteral: capture?.literal ?? '<end-time>',
         encrypted: this.report.encrypted,
@@ -524,7 +525,7 @@ class Step {
       clock: this.deps.clock,
       log: {
         info: (m: string) => this.log(m),
-        warning: (m: string) => this.deps.io.warning(this.secrets.scrub(m)),
+        warning: (m: string) => this.warn(m),
       },
       signal: this.deps.signal,
       onRead: (job: JobRow) => progress.update(job),
@@ -666,6 +667,7 @@ class Step {
     const o = this.report.outputs;
     o.verified = result.verified;
     this.report.verifyChecks = result.checks;
+    for (const check of result.checks) this.log(`Checked: ${check}`);
     if (result.incrementalPath) this.report.incrementalPath = result.incrementalPath;
     if (result.sizeBytes !== undefined) o['size-bytes'] = String(result.sizeBytes);
     if (result.objectCount !== undefined) o['object-count'] = String(result.objectCount);
@@ -713,16 +715,4 @@ function captureFromDescription(description: string): CaptureTime | undefined {
 
 function joinUri(collection: string, subdir: string): string {
   return `${collection.replace(/\/+$/, '')}/${subdir.replace(/^\/+/, '')}`;
-}
-
-/** The collection as RESTORE needs it, with placeholders where credentials go. */
-function restoreCollection(config: Config): string {
-  const c = config.collection;
-  if (c.kind === 'external') return c.display;
-  const params: string[] = [];
-  if (config.s3Auth === 'implicit') params.push('AUTH=implicit');
-  else params.push('AWS_ACCESS_KEY_ID=<key-id>', 'AWS_SECRET_ACCESS_KEY=<secret>');
-  if (config.awsRegion) params.push(`AWS_REGION=${encodeURIComponent(config.awsRegion)}`);
-  if (config.s3Endpoint) params.push(`AWS_ENDPOINT=${encodeURIComponent(config.s3Endpoint)}`);
-  return `${c.display}?${params.join('&')}`;
 }

@@ -55,10 +55,18 @@ export class SecretRegistry {
   }
 }
 
-/** encodeURIComponent, and form encoding as URLSearchParams and Go's url.Values write it. */
+/**
+ * encodeURIComponent; form encoding as URLSearchParams writes it; and Go's
+ * url.QueryEscape, which CockroachDB uses when it re-encodes a URI (it keeps
+ * `~` but escapes `!'()*`, which encodeURIComponent keeps).
+ */
 export function encodedForms(value: string): string[] {
   const form = new URLSearchParams({ v: value }).toString().slice(2);
-  return [encodeURIComponent(value), form, form.replace(/\+/g, '%20')];
+  const uri = encodeURIComponent(value);
+  const go = uri
+    .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    .replace(/%20/g, '+');
+  return [uri, form, form.replace(/\+/g, '%20'), go];
 }
 
 /** A thrown value as one line of text: message plus pg's detail and hint; never a stack. */

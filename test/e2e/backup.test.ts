@@ -117,6 +117,8 @@ describe('main path on 25.2', () => {
     expect(granted.code).toBe(0);
     expect(granted.stdout).toContain('GRANT SYSTEM BACKUP TO "backup_user"');
     expect(granted.stdout).toContain('GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO "backup_user"');
+    // cancel-on-abort is on: a cancel may be needed, and 25.1+ owners may cancel only after the upgrade is finalized.
+    expect(granted.stdout).toContain('GRANT SYSTEM CONTROLJOB TO "backup_user"');
     expect(env.cluster.jobs().filter((j) => j.user === 'backup_user')).toHaveLength(1);
   });
 

@@ -89,9 +89,18 @@ export function secretsOf(opts: ActionRunOptions, extra: string[] = []): string[
   return [...new Set(values.filter((v) => v.length >= 4))];
 }
 
+/** Raw, encodeURIComponent, form-encoded (`+` or `%20` for space) and Go's url.QueryEscape forms. */
 export function secretForms(value: string): string[] {
   const form = new URLSearchParams({ x: value }).toString().slice(2);
-  return [...new Set([value, encodeURIComponent(value), form, form.replace(/%20/g, '+')])];
+  // Go's QueryEscape keeps only letters, digits and -_.~ ; space is +.
+  const go = [...Buffer.from(value, 'utf8')]
+    .map((b) => {
+      const c = String.fromCharCode(b);
+      if (/[A-Za-z0-9\-_.~]/.test(c)) return c;
+      return c === ' ' ? '+' : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+    })
+    .join('');
+  return [...new Set([value, encodeURIComponent(value), form, form.replace(/\+/g, '%20'), go])];
 }
 
 export interface LeakReport {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
+  connectTimeoutMs,
   isConnectionError,
   NotCockroachError,
   parseClusterVersion,
@@ -78,5 +79,13 @@ describe('connection errors and backoff', () => {
     expect(backoffMs(1, () => 0)).toBe(125);
     expect(backoffMs(1, () => 1)).toBe(250);
     expect(backoffMs(20, () => 1)).toBe(5000);
+  });
+});
+
+describe('connectTimeoutMs', () => {
+  it("uses the connection string's connect_timeout in seconds, never libpq's endless 0", () => {
+    expect(connectTimeoutMs({ ...base, params: { connect_timeout: '3' } }, 10_000)).toBe(3000);
+    expect(connectTimeoutMs({ ...base, params: { connect_timeout: '0' } }, 10_000)).toBe(10_000);
+    expect(connectTimeoutMs(base, 10_000)).toBe(10_000);
   });
 });

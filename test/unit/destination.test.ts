@@ -48,6 +48,20 @@ describe('buildBackupDestination', () => {
     expect(d.redacted).toContain('AWS_SECRET_ACCESS_KEY=redacted');
     expect(d.redacted).not.toContain('cret');
   });
+  it('gives RESTORE a template with every setting of the backup and placeholders for the credentials', () => {
+    const d = buildBackupDestination(
+      config({
+        's3-endpoint': 'http://127.0.0.1:9000',
+        'assume-role': 'arn:aws:iam::123456789012:role/backup',
+        'aws-session-token': 'FwoGZXIvYXdzEXAMPLE',
+      }),
+      v('25.2.1'),
+    );
+    expect(d.template).toBe(
+      's3://bucket/path/to?AWS_ACCESS_KEY_ID=<key-id>&AWS_SECRET_ACCESS_KEY=<secret>&AWS_SESSION_TOKEN=<session-token>&AWS_REGION=eu-west-1&AWS_ENDPOINT=http%3A%2F%2F127.0.0.1%3A9000&ASSUME_ROLE=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fbackup&AWS_USE_PATH_STYLE=true',
+    );
+    expect(d.template).not.toContain('se%20cret');
+  });
   it('sends AWS_USE_PATH_STYLE only to versions that accept it', () => {
     expect(buildBackupDestination(config({ 's3-endpoint': 'http://m:9000' }), v('24.1.5')).uri).not.toContain(
       'AWS_USE_PATH_STYLE',

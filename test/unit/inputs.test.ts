@@ -75,6 +75,35 @@ describe('readConfig defaults', () => {
     expect(config.awsRegion).toBe('eu-west-1');
   });
 
+  it('defaults each key input to its own variable, but never pairs an input secret with the environment token', () => {
+    const env = {
+      AWS_ACCESS_KEY_ID: 'ASIAENV0000000000001',
+      AWS_SECRET_ACCESS_KEY: 'env/secret',
+      AWS_SESSION_TOKEN: 'tok',
+    };
+    const idOnly = read({ 'aws-secret-access-key': '' }, env).run().config.aws;
+    expect(idOnly).toMatchObject({ accessKeyId: 'AKIAEXAMPLE000000001', secretAccessKey: 'env/secret' });
+    expect(idOnly.sessionToken).toBe('tok');
+    const secretGiven = read({ 'aws-access-key-id': '' }, env).run().config.aws;
+    expect(secretGiven.accessKeyId).toBe('ASIAENV0000000000001');
+    expect(secretGiven.sessionToken).toBeUndefined();
+  });
+
+  it('accepts an external:// collection with storage inputs spelled as their defaults', () => {
+    const { config } = read({
+      collection: 'external://backups',
+      'aws-access-key-id': '',
+      'aws-secret-access-key': '',
+      'aws-region': '',
+      's3-endpoint': '',
+      'prune-dry-run': 'False',
+      's3-path-style': 'auto',
+      's3-auth': 'specified',
+    }).run();
+    expect(config.collection.kind).toBe('external');
+    expect(config.pruneDryRun).toBe(false);
+  });
+
   it('warns about a session token and about unverified TLS', () => {
     const r = read({
       'aws-session-token': 'FwoGZXIvYXdzEXAMPLE',

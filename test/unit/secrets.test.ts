@@ -13,6 +13,13 @@ describe('SecretRegistry', () => {
     expect(s.scrub(text)).toBe('raw *** enc *** form ***');
     expect(s.contains(text)).toBe(true);
   });
+  it("scrubs the form Go's url.QueryEscape gives, as CockroachDB re-encodes URIs", () => {
+    const s = new SecretRegistry();
+    s.add("a~b c*d!(e)'");
+    expect(s.scrub('uri?AWS_SECRET_ACCESS_KEY=a~b+c%2Ad%21%28e%29%27&x=1')).toBe(
+      'uri?AWS_SECRET_ACCESS_KEY=***&x=1',
+    );
+  });
   it('masks each line of a PEM key', () => {
     const masked: string[] = [];
     const s = new SecretRegistry((v) => masked.push(v));
