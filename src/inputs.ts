@@ -472,7 +472,7 @@ function parseConnectionString(
         );
       }
       sslmode = v as SslMode;
-    } else if (key in FILE_PARAMS) {
+    } else if (Object.hasOwn(FILE_PARAMS, key)) {
       throw new InputError(
         name,
         `${key} points to a file, which the runner does not have. Remove it and put the PEM text in the ${FILE_PARAMS[key]} input instead.`,
@@ -604,13 +604,13 @@ function parseCollection(value: string, secrets: SecretRegistry): Collection {
   const extraParams: [string, string][] = [];
   if (query !== '') {
     for (const [key, v] of new URLSearchParams(query)) {
-      if (key in SECRET_PARAMS) {
+      if (Object.hasOwn(SECRET_PARAMS, key)) {
         throw new InputError(
           name,
           `must not carry ${key}: secrets in the collection would be printed. Put it in the ${SECRET_PARAMS[key]} input (from a secret).`,
         );
       }
-      if (key in DUPLICATE_PARAMS)
+      if (Object.hasOwn(DUPLICATE_PARAMS, key))
         throw new InputError(name, `must not carry ${key}: use the ${DUPLICATE_PARAMS[key]} input instead.`);
       if (!ALLOWED_PARAMS.has(key)) {
         throw new InputError(
@@ -737,6 +737,7 @@ function parseEndpoint(value: string): string | undefined {
   }
   if (
     !/^https?:\/\/[^/]/i.test(value) ||
+    /[?#@]/.test(value) ||
     !/^https?:$/.test(url.protocol) ||
     url.username ||
     url.password ||

@@ -162,6 +162,17 @@ describe('every bad-input case is rejected at unit level, naming its input, with
   });
 });
 
+describe('parameter names', () => {
+  it('treats names of Object.prototype as unknown parameters, not as known ones', () => {
+    expect(() => read({ collection: 's3://backups/x?constructor=1' }).run()).toThrow(
+      /unknown parameter "constructor"/,
+    );
+    expect(() =>
+      read({ 'connection-string': 'postgresql://root@db.example.com/x?toString=1' }).run(),
+    ).toThrow(/unknown parameter "toString"/);
+  });
+});
+
 describe('secrets are masked before validation', () => {
   it('masks the secret of a rejected collection before the error', () => {
     const { run, masked } = read({ collection: 's3://backups/p?AWS_SECRET_ACCESS_KEY=sup3r%2Fs3cret' });
