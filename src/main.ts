@@ -39,7 +39,7 @@ import {
   showBackupStatement,
 } from './sql.js';
 import type { ObjectStore } from './storage.js';
-import { verifyBackup, pruneAfterBackup } from './verify.js';
+import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { ClusterVersion, Config } from './types.js';
 
 export interface Deps {
@@ -677,22 +677,29 @@ class Step {
   }
 
   private async prune(plan: Plan): Promise<void> {
-    const summary = await pruneAfterBackup({
-      config: this.config,
-      openStore: this.openStore,
-      protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
-      now: new Date(this.deps.clock.now()),
-      log: (m) => this.log(m),
-      verified: this.report.outputs.verified === 'true',
-    });
-    if (summary) {
-      this.report.prune = summary;
-      if (summary.failures.length > 0) {
-        throw new StepFailure(
+    let summary;
+    try {
+      summary = await pruneAfterBackup({
+        config: this.config,
+        openStore: this.openStore,
+        protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
+        now: new Date(this.deps.clock.now()),
+        log: (m) => this.log(m),
+        verified: this.report.outputs.verified === 'true',
+      });
+    } catch (err) {
+      if (!(err instanceof PruneFailure)) throw err;
+      if (err.summary) this.report.prune = err.summary;
+      throw new StepFailure(err.message, 'prune-failed');
+    }
+    if (!summary) return;
+    this.report.prune = summary;
+    if (summary.failures.length > 0) {
+      throw new StepFailure(
+        summary.failureMessage ??
           `Pruning failed for ${summary.failures.length} object(s): ${summary.failures.slice(0, 5).join('; ')}`,
-          'failed',
-        );
-      }
+        'prune-failed',
+      );
     }
   }
 }

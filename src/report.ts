@@ -47,15 +47,31 @@ export function writeOutputs(io: ActionIO, outputs: Outputs, scrub: Scrub): void
 
 export interface PruneSummary {
   dryRun: boolean;
-  kept: { path: string; sizeBytes?: number }[];
-  deleted: { path: string; sizeBytes?: number; objects?: number }[];
+  kept: { path: string; sizeBytes?: number; objects?: number; reason?: string }[];
+  deleted: {
+    path: string;
+    sizeBytes?: number;
+    objects?: number;
+    /** Objects actually deleted. */
+    deletedObjects?: number;
+    /** `deleted`, `would delete`, `partially deleted (n of m objects)`, … (default: deleted / would delete). */
+    outcome?: string;
+  }[];
+  /** One line per object that could not be deleted: `<key>: <code> <message>`. */
   failures: string[];
+  /** The same failures with their error codes, for the counts by code. */
+  failedObjects?: { key: string; code: string }[];
+  /** One line that says what failed, for the step's error (set when failures is not empty). */
+  failureMessage?: string;
+  /** Pruning stopped on an error that is not about one object. */
+  error?: string;
   note?: string;
 }
 
 export interface RunReport {
   /** Headline of the summary. */
-  outcome: 'succeeded' | 'failed' | 'timeout' | 'aborted' | 'submitted' | 'error';
+  /** `prune-failed`: the backup succeeded and verified, then pruning failed (the step fails). */
+  outcome: 'succeeded' | 'prune-failed' | 'failed' | 'timeout' | 'aborted' | 'submitted' | 'error';
   outputs: Outputs;
   clusterVersion?: string;
   backupKind?: 'full' | 'incremental';
@@ -74,6 +90,7 @@ export interface RunReport {
 
 const HEADLINES: Record<RunReport['outcome'], string> = {
   succeeded: '✅ CockroachDB backup succeeded',
+  'prune-failed': '⚠️ CockroachDB backup succeeded, but pruning failed',
   failed: '❌ CockroachDB backup failed',
   timeout: '⏱️ CockroachDB backup timed out',
   aborted: '🛑 CockroachDB backup aborted',
@@ -109,19 +126,31 @@ export function renderSummary(r: RunReport): string {
     ],
     ['Verified', o.verified !== undefined ? verifiedText(o.verified, r.verifyChecks) : undefined],
   ];
-  const lines = [`## ${HEADLINES[r.outcome]}`, '', '| Backup job | |', '|---|---|'];
-  for (const [k, v] of rows) if (v !== undefined) lines.push(`| ${k} | ${escapeCell(v)} |`);
+  const lines = [`## ${HEADLINES[r.outcome]}`, ''];
+  const known = rows.filter((row): row is [string, string] => row[1] !== undefined);
+  if (known.length > 0) {
+    lines.push('| Backup job | |', '|---|---|');
+    for (const [k, v] of known) lines.push(`| ${k} | ${escapeCell(v)} |`);
+  } else {
+    lines.push('Nothing was started on the cluster.');
+  }
   lines.push('');
-  if (r.error !== undefined) lines.push('### Error', '', '```text', r.error, '```', '');
+  if (r.error !== undefined) lines.push('### Error', '', '```text', ...sentencePerLine(r.error), '```', '');
   if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${n}`), '');
   // A RESTORE statement is only offered for a backup that exists (or will, for wait: false).
-  if (r.restoreStatement !== undefined && (r.outcome === 'succeeded' || r.outcome === 'submitted')) {
+  const backupExists = ['succeeded', 'prune-failed', 'submitted'].includes(r.outcome);
+  if (r.restoreStatement !== undefined && backupExists) {
     lines.push('### Restore from this backup', '', '```sql', r.restoreStatement, '```', '');
     lines.push('Put the credentials back into the collection URI (they are never written here).', '');
   }
   if (r.prune) lines.push(...renderPrune(r.prune));
   if (r.runUrl !== undefined) lines.push(`[Workflow run](${r.runUrl})`, '');
   return lines.join('\n');
+}
+
+/** Code blocks do not wrap on GitHub: one sentence a line keeps a long error readable. */
+function sentencePerLine(text: string): string[] {
+  return text.split(/(?<=[.!?])\s+(?=[A-Z`(])/);
 }
 
 function describeBackup(r: RunReport): string {
@@ -143,21 +172,71 @@ function verifiedText(v: string, checks: string[]): string {
   return `${v}${how}`;
 }
 
+/** Failure lines shown in the summary; the rest are counted by error code. */
+export const MAX_FAILURE_LINES = 20;
+
 function renderPrune(p: PruneSummary): string[] {
   const title = p.dryRun ? '### Pruning (dry run: nothing deleted)' : '### Pruning';
   const out = [title, ''];
   const verb = p.dryRun ? 'Would delete' : 'Deleted';
-  out.push(`${verb} ${p.deleted.length} chain(s), kept ${p.kept.length}.`, '');
+  const outcome = (c: PruneSummary['deleted'][number]): string =>
+    c.outcome ?? (p.dryRun ? 'would delete' : 'deleted');
+  const whole = p.deleted.filter((c) => ['deleted', 'would delete'].includes(outcome(c))).length;
+  const partial = p.deleted.filter((c) => outcome(c).startsWith('partially')).length;
+  const untouched = p.deleted.length - whole - partial;
+  const extra = [
+    partial > 0 ? `partially deleted ${partial}` : '',
+    untouched > 0 ? `could not delete ${untouched}` : '',
+  ].filter(Boolean);
+  out.push(
+    `${verb} ${whole} chain(s), ${extra.length > 0 ? `${extra.join(', ')}, ` : ''}kept ${p.kept.length}.`,
+    '',
+  );
+  if (p.error !== undefined) out.push(`**Pruning stopped:** ${p.error}`, '');
   if (p.deleted.length > 0 || p.kept.length > 0) {
-    out.push('| chain | action | size |', '|---|---|---|');
+    out.push('| chain | action | objects | size |', '|---|---|---|---|');
     for (const c of p.deleted)
-      out.push(`| \`${c.path}\` | ${p.dryRun ? 'would delete' : 'deleted'} | ${sizeCell(c.sizeBytes)} |`);
-    for (const c of p.kept) out.push(`| \`${c.path}\` | kept | ${sizeCell(c.sizeBytes)} |`);
+      out.push(
+        `| \`${c.path}\` | ${escapeCell(outcome(c))} | ${countCell(c.objects)} | ${sizeCell(c.sizeBytes)} |`,
+      );
+    for (const c of p.kept)
+      out.push(
+        `| \`${c.path}\` | ${escapeCell(c.reason ? `kept (${c.reason})` : 'kept')} | ${countCell(c.objects)} | ${sizeCell(c.sizeBytes)} |`,
+      );
     out.push('');
   }
-  if (p.failures.length > 0) out.push('Failures:', '', ...p.failures.map((f) => `- ${f}`), '');
+  if (p.failures.length > 0) {
+    out.push(`Failures (${p.failures.length} object(s) not deleted):`, '');
+    out.push(...p.failures.slice(0, MAX_FAILURE_LINES).map((f) => `- ${f}`));
+    const rest = p.failures.length - MAX_FAILURE_LINES;
+    if (rest > 0) {
+      const codes = (p.failedObjects ?? []).slice(MAX_FAILURE_LINES).map((f) => f.code);
+      const byCode = countByCode(codes);
+      out.push(`- … and ${rest} more failure${rest === 1 ? '' : 's'}${byCode ? `: ${byCode}` : ''}`);
+    }
+    out.push('');
+    if (partial + untouched > 0)
+      out.push(
+        'Chains not deleted completely keep their BACKUP_MANIFEST: they are still recognised as complete backups, and the next run retries them.',
+        '',
+      );
+  }
   if (p.note) out.push(`> ${p.note}`, '');
   return out;
+}
+
+/** `AccessDenied × 980, InternalError × 2`, most frequent first. */
+function countByCode(codes: string[]): string {
+  const n = new Map<string, number>();
+  for (const c of codes) n.set(c, (n.get(c) ?? 0) + 1);
+  return [...n]
+    .sort((a, b) => b[1] - a[1])
+    .map(([c, k]) => `${c} × ${k}`)
+    .join(', ');
+}
+
+function countCell(n: number | undefined): string {
+  return n === undefined ? '' : String(n);
 }
 
 function sizeCell(bytes: number | undefined): string {
@@ -192,11 +271,12 @@ export function restoreStatement(o: {
   const what = o.databases.length > 0 ? `DATABASE ${o.databases.map(o.quoteIdent).join(', ')} ` : '';
   const opts =
     o.encrypted === 'passphrase'
-      ? " WITH encryption_passphrase = '<passphrase>'"
+      ? "\n  WITH encryption_passphrase = '<passphrase>'"
       : o.encrypted === 'kms'
-        ? " WITH kms = '<kms-uri>'"
+        ? "\n  WITH kms = '<kms-uri>'"
         : '';
-  return `RESTORE ${what}FROM '${o.fullSubdir}' IN '${o.collectionForRestore}' AS OF SYSTEM TIME '${o.endTimeLiteral}'${opts};`;
+  // One clause a line: the summary's code block does not wrap.
+  return `RESTORE ${what}FROM '${o.fullSubdir}'\n  IN '${o.collectionForRestore}'\n  AS OF SYSTEM TIME '${o.endTimeLiteral}'${opts};`;
 }
 
 /**

@@ -3,6 +3,7 @@
  * as chains (a full backup with its incrementals), and prune whole chains.
  * `@aws-sdk/client-s3` is imported only when S3 is needed.
  */
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { StorageSettings } from './destination.js';
 
 export interface ListEntry {
@@ -23,18 +24,43 @@ export interface ObjectStore {
 
 const MAX_PAGES = 100_000;
 
-export async function openObjectStore(settings: StorageSettings): Promise<ObjectStore> {
-  const s3 = await import('@aws-sdk/client-s3');
-  const client = new s3.S3Client({
+/** An S3 SDK error as one line: code, HTTP status and message (`AccessDenied (HTTP 403): Access Denied`). */
+export function storageErrorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const e = err as Error & { $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  const code = e.name && e.name !== 'Error' ? e.name : undefined;
+  const head = [code, status !== undefined ? `(HTTP ${status})` : undefined].filter(Boolean).join(' ');
+  const message = e.message && e.message !== e.name ? e.message : '';
+  return head && message ? `${head}: ${message}` : head || message || 'unknown error';
+}
+
+/** The SDK found no credentials on the runner (no keys given, no environment, profile, or instance role). */
+export function isMissingCredentials(err: unknown): boolean {
+  const e = err as { name?: string; message?: string } | undefined;
+  return e?.name === 'CredentialsProviderError' || /Could not load credentials/i.test(e?.message ?? '');
+}
+
+/** The S3 client settings: exported so tests can check them without sending a request. */
+export function s3ClientConfig(settings: StorageSettings): S3ClientConfig {
+  return {
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     forcePathStyle: settings.forcePathStyle,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    // On AWS a wrong aws-region answers 301 (or 400 with the bucket's region): follow it rather than
+    // fail. A custom endpoint has no other region to go to.
+    ...(settings.endpoint ? {} : { followRegionRedirects: true }),
     // S3-compatible stores (MinIO, Ceph, R2) reject the newer default checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 4,
-  });
+  };
+}
+
+export async function openObjectStore(settings: StorageSettings): Promise<ObjectStore> {
+  const s3 = await import('@aws-sdk/client-s3');
+  const client = new s3.S3Client(s3ClientConfig(settings));
   const counts: Record<string, number> = {};
   const count = (op: string): void => {
     counts[op] = (counts[op] ?? 0) + 1;
@@ -130,13 +156,18 @@ export function incrementalTime(folder: string): Date | undefined {
   return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]! * 10)) : undefined;
 }
 
-async function childPrefixes(store: ObjectStore, prefix: string, pattern: RegExp): Promise<string[]> {
+/** Names of the folders directly under `prefix` (one listing with a delimiter), sorted. */
+async function childNames(store: ObjectStore, prefix: string): Promise<string[]> {
   const out: string[] = [];
   for await (const e of store.list(prefix, { delimiter: '/' })) {
     const name = e.commonPrefix?.slice(prefix.length).replace(/\/$/, '');
-    if (name !== undefined && pattern.test(name)) out.push(name);
+    if (name !== undefined) out.push(name);
   }
   return out.sort();
+}
+
+async function childPrefixes(store: ObjectStore, prefix: string, pattern: RegExp): Promise<string[]> {
+  return (await childNames(store, prefix)).filter((n) => pattern.test(n));
 }
 
 // ---- verification ------------------------------------------------------------------------------------
@@ -194,6 +225,12 @@ export interface Chain {
   incrementals: string[];
   newestEndTime: Date;
   hasManifest: boolean;
+  /**
+   * Whether `incrementals/<fullSubdir>/` and `index/<fullSubdir with ->/` exist, as the walk saw
+   * them; a folder known to be absent is not listed again. Undefined: unknown, listed.
+   */
+  hasIncrementalsFolder?: boolean;
+  hasIndexFolder?: boolean;
   sizeBytes?: number;
   objectCount?: number;
 }
@@ -201,11 +238,16 @@ export interface Chain {
 /**
  * The chains of a collection, oldest first, found by walking the dated
  * folders with a delimiter: the cost grows with the number of backups, not
- * with the number of data files.
+ * with the number of data files. Requests: 1 for the collection root, 1 per
+ * year and per month (full backups, and again under incrementals/), 1 per
+ * full backup (is its BACKUP_MANIFEST there?), 1 per chain with incrementals
+ * and 1 per day of incrementals in it, and 1 for index/ (25.x); each of them
+ * one more per 1,000 entries.
  */
 export async function listChains(store: ObjectStore, prefix: string): Promise<Chain[]> {
   const chains = new Map<string, Chain>();
-  for (const year of await childPrefixes(store, prefix, YEAR)) {
+  const root = await childNames(store, prefix);
+  for (const year of root.filter((n) => YEAR.test(n))) {
     for (const month of await childPrefixes(store, `${prefix}${year}/`, MONTH)) {
       for (const day of await childPrefixes(store, `${prefix}${year}/${month}/`, DAY)) {
         const fullSubdir = `/${year}/${month}/${day}`;
@@ -216,12 +258,23 @@ export async function listChains(store: ObjectStore, prefix: string): Promise<Ch
           incrementals: [],
           newestEndTime: end,
           hasManifest: await hasObject(store, `${prefix}${year}/${month}/${day}/`, 'BACKUP_MANIFEST'),
+          hasIncrementalsFolder: false,
+          hasIndexFolder: false,
         });
       }
     }
   }
-  await attachIncrementals(store, prefix, chains);
+  if (root.includes('incrementals')) await attachIncrementals(store, prefix, chains);
+  if (root.includes('index')) {
+    const indexed = new Set(await childNames(store, `${prefix}index/`));
+    for (const c of chains.values()) c.hasIndexFolder = indexed.has(indexName(c.fullSubdir));
+  }
   return [...chains.values()].sort((a, b) => a.newestEndTime.getTime() - b.newestEndTime.getTime());
+}
+
+/** 25.x backup index entries of a chain live under `index/<subdir with / as ->/`. */
+function indexName(fullSubdir: string): string {
+  return trimSlashes(fullSubdir).replace(/\//g, '-');
 }
 
 async function hasObject(store: ObjectStore, folder: string, name: string): Promise<boolean> {
@@ -240,6 +293,7 @@ async function attachIncrementals(
       for (const day of await childPrefixes(store, `${base}${year}/${month}/`, DAY)) {
         const chain = chains.get(`/${year}/${month}/${day}`);
         if (!chain) continue; // incrementals of an unknown full backup are left alone
+        chain.hasIncrementalsFolder = true;
         const chainBase = `${base}${year}/${month}/${day}/`;
         for (const d of await childPrefixes(store, chainBase, INC_DAY)) {
           for (const t of await childPrefixes(store, `${chainBase}${d}/`, INC_TIME)) {
@@ -327,44 +381,184 @@ function keepReason(
   return { keep: false, reason: parts.filter(Boolean).join(' and ') };
 }
 
+export interface ObjectFailure {
+  key: string;
+  code: string;
+  message: string;
+}
+
+export interface ChainOutcome {
+  fullSubdir: string;
+  /** Objects of the chain (its recognised layout) when it was listed. */
+  objects: number;
+  sizeBytes: number;
+  /** Objects deleted (0 in a dry run). */
+  deleted: number;
+  /** `deleted`: every object; `partial`: some objects stay, with its BACKUP_MANIFEST; `not-deleted`: untouched. */
+  state: 'deleted' | 'partial' | 'not-deleted' | 'dry-run';
+}
+
 export interface PruneResult {
   dryRun: boolean;
   deletedObjects: number;
-  failed: { key: string; code: string; message: string }[];
+  failed: ObjectFailure[];
+  /** One per chain of plan.remove, in its order. */
+  chains: ChainOutcome[];
   plan: PrunePlan;
+  /** Set when pruning stopped on an error that is not about one object (a listing failed). */
+  interrupted?: { during: string; error: unknown };
 }
 
 const DELETE_BATCH = 1000;
 
-/** Delete each removed chain's objects (only keys of the recognised layout), in batches of 1,000. */
+const MANIFEST_NAME = /(^|\/)BACKUP_MANIFEST(-CHECKSUM)?$/;
+
+/**
+ * Delete each removed chain's objects (only keys of the recognised layout)
+ * with DeleteObjects, at most 1,000 keys a request. Keys of several chains
+ * share a request, so many small chains cost few requests. A chain's
+ * BACKUP_MANIFEST and BACKUP_MANIFEST-CHECKSUM keys (of the full backup and
+ * of each incremental layer) go only after every other object of that chain
+ * was deleted, in a batch of their own: a chain that could not be deleted
+ * completely keeps its manifest, so it is still recognised as a complete
+ * backup (not mistaken for one in progress) and pruned again next run.
+ * Requests: ceil(other keys / 1000) + ceil(manifest keys / 1000) over all
+ * removed chains, plus the listing of each (one per 1,000 objects per folder).
+ */
 export async function executePrune(
   store: ObjectStore,
   prefix: string,
   plan: PrunePlan,
   opts: { dryRun: boolean },
 ): Promise<PruneResult> {
-  const failed: PruneResult['failed'] = [];
-  let deletedObjects = 0;
-  for (const chain of plan.remove) {
+  const failed: ObjectFailure[] = [];
+  const outcomes: ChainOutcome[] = plan.remove.map((c) => ({
+    fullSubdir: c.fullSubdir,
+    objects: 0,
+    sizeBytes: 0,
+    deleted: 0,
+    state: opts.dryRun ? 'dry-run' : 'not-deleted',
+  }));
+  const result: PruneResult = { dryRun: opts.dryRun, deletedObjects: 0, failed, chains: outcomes, plan };
+  interface Tracked {
+    outcome: ChainOutcome;
+    /** Keys sent or queued, other than manifests, whose answer is not in yet. */
+    outstanding: number;
+    failures: number;
+    manifests: string[];
+  }
+  const owner = new Map<string, Tracked>();
+  let pending: string[] = [];
+  let pendingManifests: string[] = [];
+  const ready: Tracked[] = [];
+
+  const send = async (keys: string[]): Promise<void> => {
+    let answer: { deleted: string[]; errors: ObjectFailure[] };
+    try {
+      answer = await store.deleteMany(keys);
+    } catch (err) {
+      const e = err as { name?: string };
+      const message = storageErrorText(err);
+      answer = { deleted: [], errors: keys.map((key) => ({ key, code: e.name ?? 'Error', message })) };
+    }
+    const settled = new Set<string>();
+    for (const key of answer.deleted) {
+      const t = owner.get(key);
+      if (!t || settled.has(key)) continue;
+      settled.add(key);
+      t.outcome.deleted += 1;
+      result.deletedObjects += 1;
+    }
+    for (const f of answer.errors) {
+      const t = owner.get(f.key);
+      failed.push(f);
+      if (!t || settled.has(f.key)) continue;
+      settled.add(f.key);
+      t.failures += 1;
+    }
+    // A key that the answer does not mention was not deleted either.
+    for (const key of keys) {
+      const t = owner.get(key);
+      if (!t) continue;
+      if (!settled.has(key)) {
+        t.failures += 1;
+        failed.push({ key, code: 'NotReported', message: 'DeleteObjects did not report this key' });
+      }
+      if (!MANIFEST_NAME.test(key)) t.outstanding -= 1;
+      owner.delete(key);
+      if (t.outstanding === 0 && !MANIFEST_NAME.test(key) && !ready.includes(t)) ready.push(t);
+    }
+  };
+  const flushData = async (): Promise<void> => {
+    const batch = pending;
+    pending = [];
+    if (batch.length > 0) await send(batch);
+  };
+  const flushManifests = async (all: boolean): Promise<void> => {
+    for (const t of ready.splice(0)) if (t.failures === 0) pendingManifests.push(...t.manifests);
+    while (pendingManifests.length >= DELETE_BATCH || (all && pendingManifests.length > 0)) {
+      const batch = pendingManifests.slice(0, DELETE_BATCH);
+      pendingManifests = pendingManifests.slice(DELETE_BATCH);
+      await send(batch);
+    }
+  };
+
+  for (const [i, chain] of plan.remove.entries()) {
+    const outcome = outcomes[i]!;
+    let keys: { key: string; size: number }[];
+    try {
+      keys = await chainKeys(store, prefix, chain);
+    } catch (err) {
+      result.interrupted = { during: `listing the objects of chain ${chain.fullSubdir}`, error: err };
+      break;
+    }
+    chain.objectCount = outcome.objects = keys.length;
+    chain.sizeBytes = outcome.sizeBytes = keys.reduce((n, k) => n + k.size, 0);
+    if (opts.dryRun) continue;
+    const t: Tracked = { outcome, outstanding: 0, failures: 0, manifests: [] };
+    for (const { key } of keys) {
+      if (MANIFEST_NAME.test(key)) {
+        t.manifests.push(key);
+        continue;
+      }
+      t.outstanding += 1;
+    }
+    // The full backup's own BACKUP_MANIFEST last within its batch.
+    const fullManifest = `${prefix}${trimSlashes(chain.fullSubdir)}/BACKUP_MANIFEST`;
+    t.manifests.sort((a, b) => Number(a === fullManifest) - Number(b === fullManifest));
+    if (t.outstanding === 0) ready.push(t);
+    for (const { key } of keys) {
+      owner.set(key, t);
+      if (MANIFEST_NAME.test(key)) continue;
+      pending.push(key);
+      if (pending.length === DELETE_BATCH) await flushData();
+    }
+    await flushManifests(false);
+  }
+  if (!opts.dryRun) {
+    await flushData();
+    await flushManifests(true);
+  }
+  for (const o of outcomes) {
+    if (o.state === 'dry-run') continue;
+    o.state = o.deleted === 0 ? 'not-deleted' : o.deleted === o.objects ? 'deleted' : 'partial';
+  }
+  return result;
+}
+
+/**
+ * Fills in sizeBytes and objectCount of chains by listing all their objects.
+ * S3 has no request that tells the size of a prefix (ListObjectsV2 reports
+ * sizes per object only, and the storage metrics are per bucket and daily),
+ * so this costs a listing per chain: one request per 1,000 objects of each
+ * of its folders.
+ */
+export async function measureChains(store: ObjectStore, prefix: string, chains: Chain[]): Promise<void> {
+  for (const chain of chains) {
     const keys = await chainKeys(store, prefix, chain);
     chain.objectCount = keys.length;
     chain.sizeBytes = keys.reduce((n, k) => n + k.size, 0);
-    if (opts.dryRun) continue;
-    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
-      const batch = keys.slice(i, i + DELETE_BATCH).map((k) => k.key);
-      try {
-        const out = await store.deleteMany(batch);
-        deletedObjects += out.deleted.length;
-        failed.push(...out.errors);
-      } catch (err) {
-        const e = err as { name?: string; message?: string };
-        failed.push(
-          ...batch.map((key) => ({ key, code: e.name ?? 'Error', message: e.message ?? String(err) })),
-        );
-      }
-    }
   }
-  return { dryRun: opts.dryRun, deletedObjects, failed, plan };
 }
 
 async function chainKeys(
@@ -373,15 +567,13 @@ async function chainKeys(
   chain: Chain,
 ): Promise<{ key: string; size: number }[]> {
   const full = trimSlashes(chain.fullSubdir);
-  const folders = [`${prefix}${full}/`, `${prefix}incrementals/${full}/`];
+  const folders = [`${prefix}${full}/`];
+  if (chain.hasIncrementalsFolder !== false) folders.push(`${prefix}incrementals/${full}/`);
+  if (chain.hasIndexFolder !== false) folders.push(`${prefix}index/${indexName(chain.fullSubdir)}/`);
   const out: { key: string; size: number }[] = [];
   for (const folder of folders) {
     for await (const e of store.list(folder))
       if (e.key !== undefined) out.push({ key: e.key, size: e.size ?? 0 });
   }
-  // 25.x backup index entries of this chain: `index/<subdir with / as ->/…`.
-  const indexFolder = `${prefix}index/${full.replace(/\//g, '-')}/`;
-  for await (const e of store.list(indexFolder))
-    if (e.key !== undefined) out.push({ key: e.key, size: e.size ?? 0 });
   return out;
 }

@@ -3,7 +3,7 @@
  * old chains only after that proof.
  */
 import type { ClusterLink } from './cluster.js';
-import { errorText as describeErrorPlain } from './cluster.js';
+import { AbortedError, errorText as describeErrorPlain } from './cluster.js';
 import type { StorageSettings } from './destination.js';
 import { storageSettings } from './destination.js';
 import type { CaptureTime } from './job.js';
@@ -11,8 +11,16 @@ import { parseClusterTime } from './job.js';
 import type { PruneSummary } from './report.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
-import type { ObjectStore } from './storage.js';
-import { executePrune, listChains, planPrune, verifyLayerObjects } from './storage.js';
+import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
+import {
+  executePrune,
+  isMissingCredentials,
+  listChains,
+  measureChains,
+  planPrune,
+  storageErrorText,
+  verifyLayerObjects,
+} from './storage.js';
 import type { Config } from './types.js';
 
 export interface VerifyInput {
@@ -41,6 +49,12 @@ export interface VerifyOutcome {
 
 class VerifyProblem extends Error {}
 
+/**
+ * Verification never crashes the step: a check that could not run (an SQL or
+ * S3 error, no credentials) gives `verified: 'false'` with "verification
+ * could not run: …", and the caller fails the step. Texts are not scrubbed
+ * here: the caller scrubs everything it prints. Only an abort propagates.
+ */
 export async function verifyBackup(v: VerifyInput): Promise<VerifyOutcome> {
   const checks: string[] = [];
   if (v.config.verify === 'none') return { verified: 'skipped', checks: ['none (verify: none)'] };
@@ -55,12 +69,23 @@ export async function verifyBackup(v: VerifyInput): Promise<VerifyOutcome> {
   checks.push(...sqlChecks, ...bucketChecks);
   if (v.config.collection.kind !== 's3')
     checks.push('bucket not read (external:// collection: the connection holds the storage settings)');
-  for (const r of results) {
-    if (r.status === 'fulfilled') continue;
-    if (!(r.reason instanceof VerifyProblem)) throw r.reason;
-    return { ...out, verified: 'false', checks, problem: r.reason.message };
-  }
-  return out;
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const aborted = errors.find((e) => e instanceof AbortedError);
+  if (aborted !== undefined) throw aborted;
+  if (errors.length === 0) return out;
+  const problems = errors.map((e) =>
+    e instanceof VerifyProblem ? e.message : `verification could not run: ${failureText(e)}`,
+  );
+  return { ...out, verified: 'false', checks, problem: [...new Set(problems)].join(' ') };
+}
+
+/** One line for an error of the cluster (with its SQLSTATE) or of S3 (with its code and HTTP status). */
+function failureText(err: unknown): string {
+  const e = err as { code?: unknown; $metadata?: unknown };
+  if ((e && typeof e === 'object' && e.$metadata !== undefined) || isMissingCredentials(err))
+    return storageErrorText(err);
+  const text = describeErrorPlain(err);
+  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? `${text} [SQLSTATE ${e.code}]` : text;
 }
 
 const query = (v: VerifyInput, stmt: Statement) =>
@@ -110,9 +135,32 @@ function sameTime(value: unknown, capture: CaptureTime | undefined): boolean {
   return diff > -1_000_000n && diff < 1_000_000n;
 }
 
+const NO_RUNNER_CREDENTIALS = 'bucket not read: s3-auth is implicit and the runner has no AWS credentials';
+
 async function verifyInBucket(v: VerifyInput, checks: string[], out: VerifyOutcome): Promise<void> {
   const settings = storageSettings(v.config);
   if (!settings) return;
+  try {
+    await readLayerFromBucket(v, settings, checks, out);
+  } catch (err) {
+    // With s3-auth: implicit the cluster's nodes use their own IAM role; the runner may have none.
+    if (v.config.s3Auth === 'implicit' && settings.credentials === undefined && isMissingCredentials(err)) {
+      checks.push(NO_RUNNER_CREDENTIALS);
+      v.log(
+        `The backup's files were not read from the bucket: s3-auth is implicit and the runner has no AWS credentials (${describeErrorPlain(err)}). Configure aws-actions/configure-aws-credentials to have them read.`,
+      );
+      return;
+    }
+    throw err;
+  }
+}
+
+async function readLayerFromBucket(
+  v: VerifyInput,
+  settings: StorageSettings,
+  checks: string[],
+  out: VerifyOutcome,
+): Promise<void> {
   const store = await v.openStore(settings);
   let incrementalSubdir: string | undefined;
   if (v.kind === 'incremental') {
@@ -124,15 +172,10 @@ async function verifyInBucket(v: VerifyInput, checks: string[], out: VerifyOutco
     }
     out.incrementalPath = `/incrementals${normaliseSubdir(v.fullSubdir)}/${incrementalSubdir}`;
   }
-  let result;
-  try {
-    result = await verifyLayerObjects(store, settings.prefix, {
-      fullSubdir: v.fullSubdir,
-      incrementalSubdir,
-    });
-  } catch (err) {
-    throw new VerifyProblem(`could not read the backup from the bucket: ${describeErrorPlain(err)}`);
-  }
+  const result = await verifyLayerObjects(store, settings.prefix, {
+    fullSubdir: v.fullSubdir,
+    incrementalSubdir,
+  });
   if (!result.ok)
     throw new VerifyProblem(result.problem ?? `BACKUP_MANIFEST missing at ${result.manifestKey}`);
   out.sizeBytes = result.sizeBytes;
@@ -172,7 +215,33 @@ export interface PruneInput {
   verified: boolean;
 }
 
-/** Prune after a verified backup only; returns what the summary shows, or undefined when nothing ran. */
+/**
+ * Pruning stopped on an error that is not about one object (a listing
+ * failed, the store could not be opened, no credentials). The backup itself
+ * succeeded and was verified; the message says so and what pruning was
+ * doing. `summary` is what the summary shows of the pruning so far.
+ */
+export class PruneFailure extends Error {
+  constructor(
+    message: string,
+    readonly summary?: PruneSummary,
+  ) {
+    super(message);
+    this.name = 'PruneFailure';
+  }
+}
+
+const PRUNE_FAILED = 'The backup succeeded and was verified, but pruning failed';
+
+const VERSIONED_NOTE =
+  'On a versioned bucket, deleting only adds delete markers: the old versions stay until a lifecycle rule expires them.';
+
+/**
+ * Prune after a verified backup only; returns what the summary shows, or
+ * undefined when nothing ran. Objects that could not be deleted are in
+ * `failures` (and `failureMessage` says it in one line); any other error
+ * throws a PruneFailure.
+ */
 export async function pruneAfterBackup(p: PruneInput): Promise<PruneSummary | undefined> {
   const settings = storageSettings(p.config);
   if (!settings) return undefined;
@@ -180,8 +249,34 @@ export async function pruneAfterBackup(p: PruneInput): Promise<PruneSummary | un
     p.log("Pruning skipped: this run's backup was not verified.");
     return undefined;
   }
-  const store = await p.openStore(settings);
-  const chains = await listChains(store, settings.prefix);
+  const where = `s3://${settings.bucket}/${settings.prefix}`;
+  const fail = (during: string, err: unknown, summary?: PruneSummary): PruneFailure => {
+    const cause =
+      p.config.s3Auth === 'implicit' && settings.credentials === undefined && isMissingCredentials(err)
+        ? `pruning needs AWS credentials on the runner with s3-auth: implicit (the cluster's own IAM role does not reach the runner): configure them with aws-actions/configure-aws-credentials before this step (${storageErrorText(err)})`
+        : storageErrorText(err);
+    const done = summary?.deleted.filter((c) => c.outcome === 'deleted').length ?? 0;
+    const touched = summary?.deleted.some((c) => (c.deletedObjects ?? 0) > 0) ?? false;
+    const after = !touched
+      ? ' Nothing was deleted.'
+      : ` ${done} chain(s) were deleted before that; the other chains keep their BACKUP_MANIFEST and pruning retries them next run.`;
+    return new PruneFailure(
+      `${PRUNE_FAILED} while ${during}: ${cause.replace(/[.\s]+$/, '')}.${after}`,
+      summary,
+    );
+  };
+  let store: ObjectStore;
+  try {
+    store = await p.openStore(settings);
+  } catch (err) {
+    throw fail(`opening the bucket ${settings.bucket}`, err);
+  }
+  let chains: Chain[];
+  try {
+    chains = await listChains(store, settings.prefix);
+  } catch (err) {
+    throw fail(`listing the backups in ${where}`, err);
+  }
   const plan = planPrune(chains, {
     keepLast: p.config.pruneKeepLast,
     olderThanMs: p.config.pruneOlderThanMs,
@@ -193,11 +288,79 @@ export async function pruneAfterBackup(p: PruneInput): Promise<PruneSummary | un
       `${p.config.pruneDryRun ? 'Would delete' : 'Deleting'} chain ${c.fullSubdir}: ${plan.reasons.get(c.fullSubdir) ?? ''}`,
     );
   const result = await executePrune(store, settings.prefix, plan, { dryRun: p.config.pruneDryRun });
+  if (!result.interrupted) {
+    try {
+      await measureChains(store, settings.prefix, plan.keep);
+    } catch (err) {
+      p.log(`Sizes of the kept chains are unknown: listing them failed (${storageErrorText(err)}).`);
+    }
+  }
+  const summary = pruneSummary(result, plan.reasons);
+  p.log(`S3 requests for verification and pruning: ${formatCounts(store.requestCounts())}.`);
+  if (result.interrupted) {
+    const failure = fail(result.interrupted.during, result.interrupted.error, summary);
+    summary.error = failure.message;
+    throw failure;
+  }
+  if (summary.failures.length > 0) summary.failureMessage = deleteFailureMessage(summary);
+  return summary;
+}
+
+function pruneSummary(result: PruneResult, reasons: Map<string, string>): PruneSummary {
   return {
     dryRun: result.dryRun,
-    kept: plan.keep.map((c) => ({ path: c.fullSubdir, sizeBytes: c.sizeBytes })),
-    deleted: plan.remove.map((c) => ({ path: c.fullSubdir, sizeBytes: c.sizeBytes, objects: c.objectCount })),
-    failures: result.failed.map((f) => `${f.key}: ${f.code} ${f.message}`),
-    note: 'On a versioned bucket, deleting only adds delete markers: the old versions stay until a lifecycle rule expires them.',
+    kept: result.plan.keep.map((c) => ({
+      path: c.fullSubdir,
+      sizeBytes: c.sizeBytes,
+      objects: c.objectCount,
+      reason: reasons.get(c.fullSubdir),
+    })),
+    deleted: result.chains.map((o) => ({
+      path: o.fullSubdir,
+      sizeBytes: o.state === 'not-deleted' && o.objects === 0 ? undefined : o.sizeBytes,
+      objects: o.state === 'not-deleted' && o.objects === 0 ? undefined : o.objects,
+      deletedObjects: o.deleted,
+      outcome: chainOutcomeText(o, result),
+    })),
+    failures: result.failed.map((f) => `${f.key}: ${f.code} ${f.message}`.trim()),
+    failedObjects: result.failed.map((f) => ({ key: f.key, code: f.code })),
+    note: VERSIONED_NOTE,
   };
+}
+
+function chainOutcomeText(o: ChainOutcome, result: PruneResult): string {
+  switch (o.state) {
+    case 'dry-run':
+      return 'would delete';
+    case 'deleted':
+      return 'deleted';
+    case 'partial':
+      return `partially deleted (${o.deleted} of ${o.objects} objects)`;
+    case 'not-deleted':
+      return result.interrupted && o.objects === 0
+        ? 'not deleted (pruning stopped)'
+        : `not deleted (0 of ${o.objects} objects)`;
+  }
+}
+
+/** The one line that fails the step when objects could not be deleted. */
+function deleteFailureMessage(s: PruneSummary): string {
+  const chains = s.deleted.filter((c) => c.outcome !== 'deleted').map((c) => `${c.path} ${c.outcome}`);
+  const codes = countBy((s.failedObjects ?? []).map((f) => f.code));
+  return (
+    `${PRUNE_FAILED}: ${s.failures.length} object(s) could not be deleted (${codes}); ` +
+    `chain(s) ${chains.join(', ')}. Their BACKUP_MANIFEST is kept, so they are still recognised as complete backups and pruning retries them next run. ` +
+    `First: ${s.failures[0] ?? ''}`
+  );
+}
+
+function countBy(codes: string[]): string {
+  const n = new Map<string, number>();
+  for (const c of codes) n.set(c, (n.get(c) ?? 0) + 1);
+  return [...n].map(([c, k]) => `${c} × ${k}`).join(', ');
+}
+
+function formatCounts(counts: Record<string, number>): string {
+  const parts = Object.entries(counts).map(([op, n]) => `${op} ${n}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
 }

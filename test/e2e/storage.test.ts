@@ -17,6 +17,18 @@ describe('verification and pruning', () => {
   });
   afterAll(async () => env?.close());
 
+  /** Per-operation counts the bundle's own S3 client logged (verification and pruning). */
+  const loggedCounts = (stdout: string): Record<string, number> => {
+    const m = /S3 requests for verification and pruning: ([^\n]*)\./.exec(stdout);
+    expect(m, 'the action logs its S3 request counts').not.toBeNull();
+    return Object.fromEntries(
+      m![1]!.split(', ').map((p) => {
+        const [op, n] = p.split(' ');
+        return [op!, Number(n)];
+      }),
+    );
+  };
+
   it.each([
     [30, 2000],
     [300, 20],
@@ -24,6 +36,7 @@ describe('verification and pruning', () => {
     'prunes a collection of %i chains × %i objects down to prune-keep-last, by whole chains',
     async (chains, objects) => {
       const path = `seeded-${chains}`;
+      const keepLast = 5;
       const seeded = seedCollection(env.s3, BUCKET, path, {
         chains,
         objectsPerChain: objects,
@@ -34,7 +47,7 @@ describe('verification and pruning', () => {
       env.s3.putObject(BUCKET, `${path}-archive/2025/01/01-000000.00/BACKUP_MANIFEST`, 'sibling');
       env.s3.resetCounts();
       const r = await runScenario(env, {
-        inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': '5' }),
+        inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': String(keepLast) }),
       });
       expect(r.errors).toEqual([]);
       expect(r.code).toBe(0);
@@ -42,7 +55,7 @@ describe('verification and pruning', () => {
       const fulls = new Set(
         left.map((k) => /^[^/]+\/(\d{4}\/\d{2}\/\d{2}-\d{6}\.\d{2})\//.exec(k)?.[1]).filter(Boolean),
       );
-      expect(fulls.size).toBe(5); // the new chain + the 4 newest seeded ones
+      expect(fulls.size).toBe(keepLast); // the new chain + the 4 newest seeded ones
       expect(fulls.has(r.outputs['backup-path']!.slice(1))).toBe(true);
       expect(fulls.has(seeded.at(-1)!.slice(1))).toBe(true);
       expect(left.some((k) => k.startsWith(`${path}/incrementals/${seeded[0]!.slice(1)}/`))).toBe(false);
@@ -50,12 +63,153 @@ describe('verification and pruning', () => {
       expect(env.s3.hasObject(BUCKET, `${path}-archive/2025/01/01-000000.00/BACKUP_MANIFEST`)).toBe(true);
       expect(r.summary).toMatch(new RegExp(`Deleted ${chains - 4} chain\\(s\\), kept 5`));
       expect(r.summary).toMatch(/delete markers/);
-      const c = env.s3.counts;
-      console.log(
-        `[measure] ${chains}×${objects} through the bundle: ${c.ListObjectsV2} ListObjectsV2, ${c.DeleteObjects} DeleteObjects, ${c.GetObject} GetObject, ${c.total} requests`,
+      // Kept chains have their size in the summary too.
+      expect(r.summary).toMatch(
+        new RegExp(
+          `\\| \`${seeded.at(-1)}\` \\| kept \\(among the newest 5\\) \\| ${objects} \\| [\\d.]+ (B|KiB|MiB) \\|`,
+        ),
       );
+      expect(r.summary).toMatch(
+        new RegExp(`\\| \`${r.outputs['backup-path']}\` \\| kept \\(the chain this run took`),
+      );
+
+      // ---- request counts -------------------------------------------------------------------------
+      const deleted = chains - (keepLast - 1);
+      const pages = Math.ceil(objects / 1000);
+      // Every seeded chain has 3 manifest keys (full BACKUP_MANIFEST and -CHECKSUM, one incremental's
+      // BACKUP_MANIFEST), deleted after its other objects; keys of several chains share a request.
+      const expectedDeletes = Math.ceil((deleted * (objects - 3)) / 1000) + Math.ceil((deleted * 3) / 1000);
+      // Listing: about 4 requests per chain (its BACKUP_MANIFEST, its incrementals' two folder levels, its
+      // incrementals folder when it is pruned), a few per year and month, and the objects of the deleted
+      // chains and of the 5 kept ones (sizes), one request per 1,000 objects of a folder.
+      const listBound = 4 * (chains + 1) + 12 + deleted * pages + keepLast * (pages + 2);
+      const c = env.s3.counts;
+      const logged = loggedCounts(r.stdout);
+      // The test cluster lists the whole collection for SHOW BACKUPS (no delimiter); the rest is the action's,
+      // plus the job's own look into its new folder.
+      const clusterWholeListings = env.s3.requests.filter(
+        (q) => q.op === 'ListObjectsV2' && q.prefix === `${path}/` && q.delimiter === undefined,
+      ).length;
+      const actionSideLists = c.ListObjectsV2 - clusterWholeListings;
+      console.log(
+        `[measure] ${chains}×${objects} through the bundle: action ${logged.ListObjectsV2} ListObjectsV2 (bound ${listBound}), ` +
+          `${logged.DeleteObjects} DeleteObjects (expected ${expectedDeletes}), ${logged.GetObject} GetObject; ` +
+          `server ${c.ListObjectsV2} ListObjectsV2 (${clusterWholeListings} of them the cluster's SHOW BACKUPS), ` +
+          `${c.DeleteObjects} DeleteObjects, ${c.GetObject} GetObject, ${c.total} requests in all`,
+      );
+      expect(c.DeleteObjects).toBe(expectedDeletes);
+      expect(logged.DeleteObjects).toBe(expectedDeletes);
+      expect(logged.ListObjectsV2).toBeLessThanOrEqual(listBound);
+      expect(actionSideLists - logged.ListObjectsV2).toBeGreaterThanOrEqual(0);
+      expect(actionSideLists - logged.ListObjectsV2).toBeLessThanOrEqual(2);
+      expect(logged.GetObject).toBe(1); // this run's BACKUP_MANIFEST
+      expect(c.GetObject).toBeLessThanOrEqual(2);
     },
   );
+
+  it('keeps the manifest of a chain whose objects could not all be deleted, and prunes it next run', async () => {
+    const path = 'denied';
+    const seeded = seedCollection(env.s3, BUCKET, path, {
+      chains: 4,
+      objectsPerChain: 1500,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const dataFiles = 1500 - 3;
+    const remove = env.s3.inject({
+      op: 'DeleteObjects',
+      keyPrefix: `${path}${seeded[0]}/data/`,
+      status: 403,
+      code: 'AccessDenied',
+    });
+    let first;
+    try {
+      first = await runScenario(env, {
+        inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': '2' }),
+      });
+    } finally {
+      remove();
+    }
+    expect(first.code).not.toBe(0);
+    expect(first.outputs.status).toBe('succeeded');
+    expect(first.outputs.verified).toBe('true');
+    expect(first.errors[0]).toMatch(new RegExp(`pruning failed.*${dataFiles} object\\(s\\)`, 'i'));
+    expect(first.summary).toContain(`| \`${seeded[0]}\` | partially deleted (1 of 1500 objects) |`);
+    expect(first.summary).toContain(`| \`${seeded[1]}\` | deleted |`);
+    const failureLines = first.summary.split('\n').filter((l) => l.startsWith(`- ${path}${seeded[0]}/data/`));
+    expect(failureLines).toHaveLength(20);
+    expect(first.summary).toContain(
+      `- … and ${dataFiles - 20} more failures: AccessDenied × ${dataFiles - 20}`,
+    );
+    expect(env.s3.hasObject(BUCKET, `${path}${seeded[0]}/BACKUP_MANIFEST`)).toBe(true);
+    expect(env.s3.hasObject(BUCKET, `${path}${seeded[0]}/BACKUP_MANIFEST-CHECKSUM`)).toBe(true);
+    expect(env.s3.listKeys(BUCKET, `${path}${seeded[1]}/`)).toEqual([]);
+
+    const second = await runScenario(env, {
+      inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': '2' }),
+    });
+    expect(second.errors).toEqual([]);
+    expect(second.code).toBe(0);
+    // Still recognised as a complete backup, so pruned this time: what is left of it (BACKUP-LOCK went).
+    expect(second.summary).toContain(`| \`${seeded[0]}\` | deleted | ${dataFiles + 2} |`);
+    expect(env.s3.listKeys(BUCKET, `${path}${seeded[0]}/`)).toEqual([]);
+  });
+
+  it('says the backup succeeded and was verified when listing fails during pruning', async () => {
+    const path = 'listfail';
+    seedCollection(env.s3, BUCKET, path, {
+      chains: 3,
+      objectsPerChain: 5,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    // Only pruning walks the seeded year; verification reads this run's folder.
+    const remove = env.s3.inject({ op: 'ListObjectsV2', keyPrefix: `${path}/2024/`, status: 500 });
+    let r;
+    try {
+      r = await runScenario(env, {
+        inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': '1' }),
+      });
+    } finally {
+      remove();
+    }
+    expect(r.code).not.toBe(0);
+    expect(r.outputs.status).toBe('succeeded');
+    expect(r.outputs.verified).toBe('true');
+    expect(r.errors[0]).toMatch(
+      new RegExp(
+        `^The backup succeeded and was verified, but pruning failed while listing the backups in s3://${BUCKET}/${path}/: InternalError \\(HTTP 500\\)`,
+      ),
+    );
+    expect(r.errors[0]).toMatch(/Nothing was deleted\.$/);
+    // The summary does not call a good backup failed, and still says how to restore it.
+    expect(r.summary).toContain('CockroachDB backup succeeded, but pruning failed');
+    expect(r.summary).toContain('RESTORE FROM');
+    expect(env.s3.listKeys(BUCKET, `${path}/2024/`)).toHaveLength(15);
+  });
+
+  it('fails verification and names the key when the backup has no BACKUP_MANIFEST', async () => {
+    const path = 'nomanifest';
+    seedCollection(env.s3, BUCKET, path, {
+      chains: 2,
+      objectsPerChain: 5,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const remove = env.s3.inject({ op: 'GetObject', keyPrefix: `${path}/`, status: 404, code: 'NoSuchKey' });
+    let r;
+    try {
+      r = await runScenario(env, {
+        inputs: env.inputs({ collection: env.collection(path), 'prune-keep-last': '1' }),
+      });
+    } finally {
+      remove();
+    }
+    expect(r.code).not.toBe(0);
+    expect(r.outputs.status).toBe('succeeded');
+    expect(r.outputs.verified).toBe('false');
+    const key = `${path}${r.outputs['backup-path']}/BACKUP_MANIFEST`;
+    expect(r.errors[0]).toContain(`verification failed: BACKUP_MANIFEST is missing: no object ${key}`);
+    expect(r.summary).toContain(key);
+    expect(env.s3.listKeys(BUCKET, `${path}/2024/`)).toHaveLength(10); // never pruned
+  });
 
   it('prune-dry-run lists and deletes nothing; older-than and keep-last combine', async () => {
     const path = 'dry';

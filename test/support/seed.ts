@@ -1,4 +1,10 @@
-/** Seeds a backup collection into the S3 test server: chains of a full backup and incrementals. */
+/**
+ * Seeds a backup collection into the S3 test server: chains of a full backup
+ * and incrementals. Each chain has exactly `objectsPerChain` objects: in its
+ * full folder BACKUP-LOCK, data files, BACKUP_MANIFEST-CHECKSUM and
+ * BACKUP_MANIFEST (3 manifest-or-lock objects); per incremental one data file
+ * and a BACKUP_MANIFEST; with `index`, one index entry per layer.
+ */
 import type { S3TestServer } from './s3/server.js';
 
 export interface SeedOptions {
@@ -8,6 +14,8 @@ export interface SeedOptions {
   startDate: Date;
   /** Hours between chains (default 24). */
   spacingHours?: number;
+  /** Write 25.x backup index entries (`index/<subdir with ->/…`), one per layer. */
+  index?: boolean;
 }
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
@@ -31,7 +39,8 @@ export function seedCollection(s3: S3TestServer, bucket: string, prefix: string,
     const subdir = subdirFor(at);
     subdirs.push(subdir);
     const full = `${base}${subdir.slice(1)}/`;
-    const dataObjects = Math.max(0, o.objectsPerChain - 3 - incs * 2);
+    const indexEntries = o.index ? 1 + incs : 0;
+    const dataObjects = Math.max(0, o.objectsPerChain - 3 - incs * 2 - indexEntries);
     s3.putObject(bucket, `${full}BACKUP-LOCK-${1000 + c}`, '');
     for (let i = 0; i < dataObjects; i++) s3.putObject(bucket, `${full}data/${i}.sst`, 'x'.repeat(16));
     s3.putObject(bucket, `${full}BACKUP_MANIFEST-CHECKSUM`, 'c');
@@ -41,6 +50,10 @@ export function seedCollection(s3: S3TestServer, bucket: string, prefix: string,
       const folder = `${base}incrementals/${subdir.slice(1)}/${incrementalFolder(incAt)}/`;
       s3.putObject(bucket, `${folder}data/0.sst`, 'y');
       s3.putObject(bucket, `${folder}BACKUP_MANIFEST`, 'manifest');
+    }
+    for (let k = 0; k < indexEntries; k++) {
+      const end = new Date(at.getTime() + k * 3_600_000).toISOString().replace(/\D/g, '').slice(0, 14);
+      s3.putObject(bucket, `${base}index/${subdir.slice(1).replace(/\//g, '-')}/${end}_metadata.pb`, subdir);
     }
     s3.putObject(bucket, `${base}metadata/latest/LATEST-${(0xffffffffff - c).toString(16)}`, subdir);
   }

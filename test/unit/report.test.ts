@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_FAILURE_LINES,
   formatBytes,
   ProgressReporter,
   renderSummary,
   restoreStatement,
   writeOutputs,
 } from '../../src/report.js';
-import type { ActionIO, RunReport } from '../../src/report.js';
+import type { ActionIO, PruneSummary, RunReport } from '../../src/report.js';
 import { quoteIdent } from '../../src/sql.js';
 
 const success: RunReport = {
@@ -50,6 +51,29 @@ describe('renderSummary', () => {
       expect(md).toContain(needle);
     }
   });
+  it('says a backup whose pruning failed succeeded, and still offers its RESTORE', () => {
+    const md = renderSummary({
+      ...success,
+      outcome: 'prune-failed',
+      error: 'Pruning failed. Nothing was deleted.',
+    });
+    expect(md).toContain('backup succeeded, but pruning failed');
+    expect(md).toContain('RESTORE');
+    // One sentence a line in the error block.
+    expect(md).toContain('Pruning failed.\nNothing was deleted.');
+  });
+  it('draws no empty table when nothing was known (bad input)', () => {
+    const md = renderSummary({
+      outcome: 'error',
+      outputs: {},
+      databases: [],
+      verifyChecks: [],
+      notes: [],
+      error: 'Input `x`: bad.',
+    });
+    expect(md).not.toContain('| Backup job |');
+    expect(md).toContain('Nothing was started on the cluster.');
+  });
   it('offers no RESTORE statement for a backup that failed', () => {
     expect(renderSummary({ ...success, outcome: 'failed' })).not.toContain('RESTORE');
     expect(renderSummary(success)).toContain('RESTORE');
@@ -59,6 +83,90 @@ describe('renderSummary', () => {
     expect(md).toContain('❌');
     expect(md).toContain('boom | bang');
     expect(md).toContain('a\\|b');
+  });
+});
+
+describe('renderSummary: pruning', () => {
+  const prune = (over: Partial<PruneSummary> = {}): string =>
+    renderSummary({
+      ...success,
+      prune: {
+        dryRun: false,
+        kept: [
+          {
+            path: '/2026/11/24-114045.12',
+            sizeBytes: 3 * 1024 * 1024,
+            objects: 40,
+            reason: 'the newest chain',
+          },
+        ],
+        deleted: [
+          {
+            path: '/2026/10/01-000000.00',
+            sizeBytes: 2048,
+            objects: 12,
+            deletedObjects: 12,
+            outcome: 'deleted',
+          },
+        ],
+        failures: [],
+        note: 'On a versioned bucket, deleting only adds delete markers.',
+        ...over,
+      },
+    });
+
+  it('shows the size and object count of kept chains as well as deleted ones', () => {
+    const md = prune();
+    expect(md).toContain('Deleted 1 chain(s), kept 1.');
+    expect(md).toContain('| `/2026/11/24-114045.12` | kept (the newest chain) | 40 | 3.0 MiB |');
+    expect(md).toContain('| `/2026/10/01-000000.00` | deleted | 12 | 2.0 KiB |');
+    expect(md).toContain('delete markers');
+  });
+
+  it('says per chain what was partially deleted', () => {
+    const md = prune({
+      deleted: [
+        { path: '/2026/10/01-000000.00', objects: 12, deletedObjects: 12, outcome: 'deleted' },
+        {
+          path: '/2026/10/02-000000.00',
+          objects: 1998,
+          deletedObjects: 1000,
+          outcome: 'partially deleted (1000 of 1998 objects)',
+        },
+      ],
+      failures: ['k1: AccessDenied Access Denied'],
+      failedObjects: [{ key: 'k1', code: 'AccessDenied' }],
+    });
+    expect(md).toContain('Deleted 1 chain(s), partially deleted 1, kept 1.');
+    expect(md).toContain('| `/2026/10/02-000000.00` | partially deleted (1000 of 1998 objects) | 1998 |');
+    expect(md).toMatch(/keep their BACKUP_MANIFEST/);
+  });
+
+  it('caps the failure list and counts the rest by error code', () => {
+    const failedObjects = [
+      ...Array.from({ length: 990 }, (_, i) => ({
+        key: `p/2026/10/02-000000.00/data/${i}.sst`,
+        code: 'AccessDenied',
+      })),
+      ...Array.from({ length: 3 }, (_, i) => ({
+        key: `p/2026/10/02-000000.00/x/${i}`,
+        code: 'InternalError',
+      })),
+    ];
+    const md = prune({
+      failures: failedObjects.map((f) => `${f.key}: ${f.code} injected`),
+      failedObjects,
+    });
+    const lines = md.split('\n').filter((l) => l.startsWith('- '));
+    expect(lines).toHaveLength(MAX_FAILURE_LINES + 1);
+    expect(MAX_FAILURE_LINES).toBe(20);
+    expect(lines.at(-1)).toBe('- … and 973 more failures: AccessDenied × 970, InternalError × 3');
+    expect(md).toContain('Failures (993 object(s) not deleted):');
+  });
+
+  it('shows why pruning stopped', () => {
+    const md = prune({ error: 'The backup succeeded and was verified, but pruning failed while listing …' });
+    expect(md).toContain('**Pruning stopped:** The backup succeeded and was verified, but pruning failed');
   });
 });
 
@@ -74,7 +182,7 @@ describe('restoreStatement', () => {
         encrypted: 'passphrase',
       }),
     ).toBe(
-      "RESTORE DATABASE \"shop\" FROM '/2026/11/24-114045.12' IN 's3://b/p?AWS_ACCESS_KEY_ID=<key-id>' AS OF SYSTEM TIME '2026-11-24 11:40:45.123456+00:00' WITH encryption_passphrase = '<passphrase>';",
+      "RESTORE DATABASE \"shop\" FROM '/2026/11/24-114045.12'\n  IN 's3://b/p?AWS_ACCESS_KEY_ID=<key-id>'\n  AS OF SYSTEM TIME '2026-11-24 11:40:45.123456+00:00'\n  WITH encryption_passphrase = '<passphrase>';",
     );
   });
 });

@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Chain } from '../../src/storage.js';
+import type { Chain, ObjectStore } from '../../src/storage.js';
 import {
   executePrune,
+  isMissingCredentials,
   listChains,
+  measureChains,
   openObjectStore,
   planPrune,
+  s3ClientConfig,
+  storageErrorText,
   verifyLayerObjects,
 } from '../../src/storage.js';
 import type { S3TestServer } from '../support/s3/server.js';
@@ -65,6 +69,46 @@ describe('planPrune', () => {
     expect(p.remove).toEqual([]);
   });
 });
+
+describe('S3 client settings', () => {
+  const base = { bucket: 'b', prefix: '', region: 'eu-west-1', forcePathStyle: false };
+  it('follows region redirects on AWS, not with a custom endpoint', () => {
+    expect(s3ClientConfig(base).followRegionRedirects).toBe(true);
+    const custom = s3ClientConfig({ ...base, endpoint: 'http://127.0.0.1:9000', forcePathStyle: true });
+    expect(custom.followRegionRedirects).toBeUndefined();
+    expect(custom.endpoint).toBe('http://127.0.0.1:9000');
+  });
+  it('describes SDK errors by code, HTTP status and message, and recognises missing credentials', () => {
+    const e = Object.assign(new Error('Access Denied'), {
+      name: 'AccessDenied',
+      $metadata: { httpStatusCode: 403 },
+    });
+    expect(storageErrorText(e)).toBe('AccessDenied (HTTP 403): Access Denied');
+    const creds = Object.assign(new Error('Could not load credentials from any providers'), {
+      name: 'CredentialsProviderError',
+    });
+    expect(isMissingCredentials(creds)).toBe(true);
+    expect(isMissingCredentials(new Error('Could not load credentials from any providers'))).toBe(true);
+    expect(isMissingCredentials(e)).toBe(false);
+  });
+});
+
+/** A store that records each DeleteObjects batch it passes on. */
+function recording(inner: ObjectStore): ObjectStore & { batches: string[][] } {
+  const batches: string[][] = [];
+  return {
+    batches,
+    list: (prefix, opts) => inner.list(prefix, opts),
+    get: (key) => inner.get(key),
+    deleteMany: (keys) => {
+      batches.push([...keys]);
+      return inner.deleteMany(keys);
+    },
+    requestCounts: () => inner.requestCounts(),
+  };
+}
+
+const isManifest = (k: string) => /\/BACKUP_MANIFEST(-CHECKSUM)?$/.test(k);
 
 describe('storage against the S3 test server', () => {
   let s3: S3TestServer;
@@ -148,7 +192,8 @@ describe('storage against the S3 test server', () => {
     s3.resetCounts();
     const result = await executePrune(st, 'p/', plan, { dryRun: false });
     expect(result.failed).toEqual([]);
-    expect(s3.counts.DeleteObjects).toBe(6); // 3 chains × 1,504 keys in batches of 1,000
+    // 3 chains × (1,496 other keys + 4 manifest keys): ceil(4,488 / 1000) + ceil(12 / 1000)
+    expect(s3.counts.DeleteObjects).toBe(6);
     for (const s of subdirs.slice(0, 3)) {
       expect(s3.listKeys('b', `p${s}/`)).toEqual([]);
       expect(s3.listKeys('b', `p/incrementals${s}/`)).toEqual([]);
@@ -187,5 +232,164 @@ describe('storage against the S3 test server', () => {
     expect(await listChains(await store(), 'r/')).toHaveLength(2);
     s3.inject({ op: 'ListObjectsV2', status: 500 });
     await expect(listChains(await store(), 'r/')).rejects.toThrow();
+  });
+
+  it("deletes a chain's manifests last, only after all its other objects, in batches of at most 1,000", async () => {
+    const subdirs = seedCollection(s3, 'b', 'ord', {
+      chains: 4,
+      objectsPerChain: 700,
+      incrementalsPerChain: 2,
+      startDate: new Date('2025-02-01T00:00:00Z'),
+    });
+    const st = recording(await store());
+    const plan = planPrune(await listChains(st, 'ord/'), {
+      keepLast: 1,
+      now: new Date('2025-03-01T00:00:00Z'),
+      protectFullSubdir: subdirs[3]!,
+    });
+    expect(plan.remove).toHaveLength(3);
+    const result = await executePrune(st, 'ord/', plan, { dryRun: false });
+    expect(result.failed).toEqual([]);
+    expect(result.chains.map((c) => c.state)).toEqual(['deleted', 'deleted', 'deleted']);
+    expect(result.chains.every((c) => c.deleted === 700 && c.objects === 700)).toBe(true);
+    // 3 × 696 other keys share 3 batches; the 3 × 4 manifest keys come in one batch after them.
+    expect(st.batches.map((b) => b.length)).toEqual([1000, 1000, 88, 12]);
+    expect(st.batches.every((b) => b.length <= 1000)).toBe(true);
+    for (const s of subdirs.slice(0, 3)) {
+      const lastOther = Math.max(
+        ...st.batches.map((b, i) => (b.some((k) => k.includes(s) && !isManifest(k)) ? i : -1)),
+      );
+      const firstManifest = st.batches.findIndex((b) => b.some((k) => k.includes(s) && isManifest(k)));
+      expect(firstManifest).toBeGreaterThan(lastOther);
+      // the full backup's manifest, its checksum and each incremental layer's manifest
+      const manifests = st.batches.flat().filter((k) => k.includes(s) && isManifest(k));
+      expect(manifests).toHaveLength(4);
+      expect(manifests).toContain(`ord${s}/BACKUP_MANIFEST`);
+      expect(manifests).toContain(`ord${s}/BACKUP_MANIFEST-CHECKSUM`);
+    }
+    expect(st.batches.slice(0, -1).flat().some(isManifest)).toBe(false);
+  });
+
+  it('keeps the manifest of a chain it could not delete completely, so the chain is found again', async () => {
+    const subdirs = seedCollection(s3, 'b', 'part', {
+      chains: 3,
+      objectsPerChain: 30,
+      incrementalsPerChain: 1,
+      startDate: new Date('2025-02-01T00:00:00Z'),
+    });
+    s3.inject({
+      op: 'DeleteObjects',
+      keyPrefix: `part${subdirs[0]}/data/1`,
+      status: 403,
+      code: 'AccessDenied',
+    });
+    const st = await store();
+    const plan = planPrune(await listChains(st, 'part/'), {
+      keepLast: 1,
+      now: new Date(),
+      protectFullSubdir: subdirs[2]!,
+    });
+    const result = await executePrune(st, 'part/', plan, { dryRun: false });
+    // data/1.sst and data/10.sst … data/19.sst of the oldest chain (25 data objects)
+    expect(result.failed).toHaveLength(11);
+    expect(result.failed.every((f) => f.code === 'AccessDenied')).toBe(true);
+    expect(result.chains[0]).toMatchObject({ state: 'partial', objects: 30, deleted: 30 - 11 - 3 });
+    expect(result.chains[1]).toMatchObject({ state: 'deleted', objects: 30, deleted: 30 });
+    expect(s3.hasObject('b', `part${subdirs[0]}/BACKUP_MANIFEST`)).toBe(true);
+    expect(s3.hasObject('b', `part${subdirs[0]}/BACKUP_MANIFEST-CHECKSUM`)).toBe(true);
+    expect(s3.listKeys('b', `part/incrementals${subdirs[0]}/`).filter(isManifest)).toHaveLength(1);
+    expect(s3.hasObject('b', `part${subdirs[1]}/BACKUP_MANIFEST`)).toBe(false);
+    s3.clearFaults();
+    const again = await listChains(st, 'part/');
+    expect(again.map((c) => c.fullSubdir)).toEqual([subdirs[0], subdirs[2]]);
+    expect(again[0]!.hasManifest).toBe(true);
+    const retry = await executePrune(
+      st,
+      'part/',
+      planPrune(again, { keepLast: 1, now: new Date(), protectFullSubdir: subdirs[2]! }),
+      { dryRun: false },
+    );
+    expect(retry.chains[0]).toMatchObject({ state: 'deleted', objects: 14, deleted: 14 });
+    expect(s3.listKeys('b', `part${subdirs[0]}/`)).toEqual([]);
+  });
+
+  it('lets many small chains share DeleteObjects requests and lists no folder known to be absent', async () => {
+    const subdirs = seedCollection(s3, 'b', 'small', {
+      chains: 60,
+      objectsPerChain: 20,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+      spacingHours: 2,
+    });
+    const st = await store();
+    const chains = await listChains(st, 'small/');
+    expect(chains.every((c) => c.hasIncrementalsFolder === false && c.hasIndexFolder === false)).toBe(true);
+    const plan = planPrune(chains, { keepLast: 10, now: new Date(), protectFullSubdir: subdirs[59]! });
+    s3.resetCounts();
+    const result = await executePrune(st, 'small/', plan, { dryRun: false });
+    expect(result.deletedObjects).toBe(50 * 20);
+    // 50 × 18 other keys in 1 request, 50 × 2 manifest keys in 1
+    expect(s3.counts.DeleteObjects).toBe(2);
+    // one listing per removed chain: only its full folder exists
+    expect(s3.counts.ListObjectsV2).toBe(50);
+  });
+
+  it('lists the incrementals and index folders of chains that have them', async () => {
+    const subdirs = seedCollection(s3, 'b', 'idx', {
+      chains: 3,
+      objectsPerChain: 12,
+      incrementalsPerChain: 1,
+      index: true,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const st = await store();
+    const chains = await listChains(st, 'idx/');
+    expect(chains.every((c) => c.hasIncrementalsFolder && c.hasIndexFolder)).toBe(true);
+    const plan = planPrune(chains, { keepLast: 1, now: new Date(), protectFullSubdir: subdirs[2]! });
+    const result = await executePrune(st, 'idx/', plan, { dryRun: false });
+    expect(result.chains.map((c) => [c.state, c.objects])).toEqual([
+      ['deleted', 12],
+      ['deleted', 12],
+    ]);
+    expect(s3.listKeys('b', `idx/index/${subdirs[0]!.slice(1).replace(/\//g, '-')}/`)).toEqual([]);
+    expect(s3.listKeys('b', `idx/index/${subdirs[2]!.slice(1).replace(/\//g, '-')}/`)).toHaveLength(2);
+  });
+
+  it('measures kept chains by listing them', async () => {
+    const subdirs = seedCollection(s3, 'b', 'size', {
+      chains: 2,
+      objectsPerChain: 1203,
+      incrementalsPerChain: 1,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const st = await store();
+    const chains = await listChains(st, 'size/');
+    s3.resetCounts();
+    await measureChains(st, 'size/', chains);
+    expect(chains.map((c) => c.objectCount)).toEqual([1203, 1203]);
+    // data: 1198 × 16 B; lock 0; checksum 1; manifest 8; incremental: 1 + 8
+    expect(chains[0]!.sizeBytes).toBe(1198 * 16 + 1 + 8 + 1 + 8);
+    // per chain: 2 pages of the full folder, 1 of its incrementals
+    expect(s3.counts.ListObjectsV2).toBe(6);
+    expect(subdirs).toHaveLength(2);
+  });
+
+  it('stops, without throwing, when listing a chain fails, and says what it was doing', async () => {
+    const subdirs = seedCollection(s3, 'b', 'stop', {
+      chains: 3,
+      objectsPerChain: 10,
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const st = await store();
+    const plan = planPrune(await listChains(st, 'stop/'), {
+      keepLast: 1,
+      now: new Date(),
+      protectFullSubdir: subdirs[2]!,
+    });
+    s3.inject({ op: 'ListObjectsV2', keyPrefix: `stop${subdirs[1]}/`, status: 500 });
+    const result = await executePrune(st, 'stop/', plan, { dryRun: false });
+    expect(result.interrupted?.during).toBe(`listing the objects of chain ${subdirs[1]}`);
+    expect(storageErrorText(result.interrupted?.error)).toMatch(/HTTP 500/);
+    expect(result.chains.map((c) => c.state)).toEqual(['deleted', 'not-deleted']);
+    expect(s3.listKeys('b', `stop${subdirs[1]}/`)).toHaveLength(10);
   });
 });
