@@ -226,11 +226,13 @@ export interface Chain {
   newestEndTime: Date;
   hasManifest: boolean;
   /**
-   * Whether `incrementals/<fullSubdir>/` and `index/<fullSubdir with ->/` exist, as the walk saw
-   * them; a folder known to be absent is not listed again. Undefined: unknown, listed.
+   * Whether `incrementals/<fullSubdir>/` and the chain's backup index folders exist, as the walk
+   * saw them; a folder known to be absent is not listed again. Undefined: unknown, listed.
    */
   hasIncrementalsFolder?: boolean;
   hasIndexFolder?: boolean;
+  /** The index roots (of INDEX_ROOTS) that hold a folder for this chain, when the walk saw them. */
+  indexRoots?: string[];
   sizeBytes?: number;
   objectCount?: number;
 }
@@ -265,14 +267,28 @@ export async function listChains(store: ObjectStore, prefix: string): Promise<Ch
     }
   }
   if (root.includes('incrementals')) await attachIncrementals(store, prefix, chains);
-  if (root.includes('index')) {
-    const indexed = new Set(await childNames(store, `${prefix}index/`));
-    for (const c of chains.values()) c.hasIndexFolder = indexed.has(indexName(c.fullSubdir));
+  const metadata = root.includes('metadata') ? await childNames(store, `${prefix}metadata/`) : [];
+  for (const indexRoot of INDEX_ROOTS) {
+    const present = indexRoot === 'index/' ? root.includes('index') : metadata.includes('index');
+    if (!present) continue;
+    const indexed = new Set(await childNames(store, `${prefix}${indexRoot}`));
+    for (const c of chains.values()) {
+      if (!indexed.has(indexName(c.fullSubdir))) continue;
+      c.hasIndexFolder = true;
+      (c.indexRoots ??= []).push(indexRoot);
+    }
   }
   return [...chains.values()].sort((a, b) => a.newestEndTime.getTime() - b.newestEndTime.getTime());
 }
 
-/** 25.x backup index entries of a chain live under `index/<subdir with / as ->/`. */
+/**
+ * 25.x backup index entries of a chain live in a folder named after its full
+ * subdirectory with `/` as `-`: under `index/` as the reference has it, and
+ * under `metadata/index/` as CockroachDB's source writes it. Both are chain
+ * keys; `metadata/latest/` never is.
+ */
+const INDEX_ROOTS = ['index/', 'metadata/index/'] as const;
+
 function indexName(fullSubdir: string): string {
   return trimSlashes(fullSubdir).replace(/\//g, '-');
 }
@@ -569,7 +585,10 @@ async function chainKeys(
   const full = trimSlashes(chain.fullSubdir);
   const folders = [`${prefix}${full}/`];
   if (chain.hasIncrementalsFolder !== false) folders.push(`${prefix}incrementals/${full}/`);
-  if (chain.hasIndexFolder !== false) folders.push(`${prefix}index/${indexName(chain.fullSubdir)}/`);
+  if (chain.hasIndexFolder !== false) {
+    for (const indexRoot of chain.indexRoots ?? INDEX_ROOTS)
+      folders.push(`${prefix}${indexRoot}${indexName(chain.fullSubdir)}/`);
+  }
   const out: { key: string; size: number }[] = [];
   for (const folder of folders) {
     for await (const e of store.list(folder))

@@ -14,8 +14,11 @@ export interface SeedOptions {
   startDate: Date;
   /** Hours between chains (default 24). */
   spacingHours?: number;
-  /** Write 25.x backup index entries (`index/<subdir with ->/…`), one per layer. */
-  index?: boolean;
+  /**
+   * Write 25.x backup index entries, one per layer: under `index/<subdir with ->/` (true, as the
+   * reference has it) or under `metadata/index/<subdir with ->/` ('metadata', as CockroachDB does).
+   */
+  index?: boolean | 'metadata';
 }
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
@@ -53,7 +56,12 @@ export function seedCollection(s3: S3TestServer, bucket: string, prefix: string,
     }
     for (let k = 0; k < indexEntries; k++) {
       const end = new Date(at.getTime() + k * 3_600_000).toISOString().replace(/\D/g, '').slice(0, 14);
-      s3.putObject(bucket, `${base}index/${subdir.slice(1).replace(/\//g, '-')}/${end}_metadata.pb`, subdir);
+      const root = o.index === 'metadata' ? 'metadata/index' : 'index';
+      s3.putObject(
+        bucket,
+        `${base}${root}/${subdir.slice(1).replace(/\//g, '-')}/${end}_metadata.pb`,
+        subdir,
+      );
     }
     s3.putObject(bucket, `${base}metadata/latest/LATEST-${(0xffffffffff - c).toString(16)}`, subdir);
   }

@@ -354,6 +354,29 @@ describe('storage against the S3 test server', () => {
     expect(s3.listKeys('b', `idx/index/${subdirs[2]!.slice(1).replace(/\//g, '-')}/`)).toHaveLength(2);
   });
 
+  it('deletes index entries under metadata/index/, where CockroachDB writes them, and never metadata/latest', async () => {
+    const subdirs = seedCollection(s3, 'b', 'midx', {
+      chains: 3,
+      objectsPerChain: 12,
+      incrementalsPerChain: 1,
+      index: 'metadata',
+      startDate: new Date('2024-01-01T00:00:00Z'),
+    });
+    const st = await store();
+    const chains = await listChains(st, 'midx/');
+    expect(chains.every((c) => c.indexRoots?.join() === 'metadata/index/')).toBe(true);
+    const plan = planPrune(chains, { keepLast: 1, now: new Date(), protectFullSubdir: subdirs[2]! });
+    const result = await executePrune(st, 'midx/', plan, { dryRun: false });
+    expect(result.chains.map((c) => [c.state, c.objects])).toEqual([
+      ['deleted', 12],
+      ['deleted', 12],
+    ]);
+    const flat = (d: string) => d.slice(1).replace(/\//g, '-');
+    expect(s3.listKeys('b', `midx/metadata/index/${flat(subdirs[0]!)}/`)).toEqual([]);
+    expect(s3.listKeys('b', `midx/metadata/index/${flat(subdirs[2]!)}/`)).toHaveLength(2);
+    expect(s3.listKeys('b', 'midx/metadata/latest/')).toHaveLength(3);
+  });
+
   it('measures kept chains by listing them', async () => {
     const subdirs = seedCollection(s3, 'b', 'size', {
       chains: 2,
