@@ -10,9 +10,7 @@ export function adviceForSubmitError(
 ): string | undefined {
   const code = sqlState(err);
   const message = err instanceof Error ? err.message : String(err);
-  if (code === 'XXC02' || /requires an enterprise license/i.test(message)) {
-    return 'This CockroachDB version needs an enterprise licence for revision_history (and for encryption before 24.3). Add a licence to the cluster, or set `revision-history: false`.';
-  }
+  if (code === 'XXC02' || /requires an enterprise license/i.test(message)) return licenceAdvice(message);
   if (code === '42501') {
     const role = ctx.grantTo ?? ctx.user;
     if (/EXTERNALIOIMPLICITACCESS/i.test(message)) {
@@ -34,7 +32,16 @@ export function adviceForSubmitError(
   return undefined;
 }
 
+/** Before 24.3 each enterprise feature has its own licence error; say which input to change. */
+function licenceAdvice(message: string): string {
+  const add = 'Add an enterprise licence to the cluster (24.3 and later need none for backups), or';
+  if (/with encryption/i.test(message)) return `${add} remove encryption-passphrase / kms-uri.`;
+  if (/with incremental/i.test(message)) return `${add} use \`backup-type: full\`.`;
+  return `${add} set \`revision-history: false\`.`;
+}
+
 export function adviceForJobError(error: string): string | undefined {
+  if (/requires an enterprise license/i.test(error)) return licenceAdvice(error);
   if (/AccessDenied|SignatureDoesNotMatch|InvalidAccessKeyId|403/.test(error)) {
     return 'The cluster could not write to the bucket with the credentials it was given: check aws-access-key-id / aws-secret-access-key (or the environment that configure-aws-credentials exported), the bucket policy, and that a session token outlasts the backup.';
   }

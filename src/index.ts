@@ -27,6 +27,9 @@ const io: ActionIO = {
   },
 };
 
+/** From the first signal to a forced exit: before the runner's kill at 7.5 s + 2.5 s. */
+const BACKSTOP_MS = 9_000;
+
 async function main(): Promise<void> {
   const isPost = core.getState('isPost') === 'true';
   if (!isPost) core.saveState('isPost', 'true');
@@ -34,8 +37,17 @@ async function main(): Promise<void> {
   // The runner sends SIGINT, then SIGTERM 7.5 s later, then kills 2.5 s after that.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
-      if (!controller.signal.aborted) core.info(`Received ${signal}: stopping the wait.`);
+      if (controller.signal.aborted) return;
+      core.info(`Received ${signal}: stopping the wait.`);
       controller.abort();
+      // The cancel and the summary are bounded well inside the grace; should anything else
+      // still hold the step, it ends before the runner's kill rather than being killed.
+      setTimeout(() => {
+        core.setFailed(
+          `crdb-backup-action did not finish within ${BACKSTOP_MS / 1000}s of ${signal}; exiting.`,
+        );
+        process.exit(1);
+      }, BACKSTOP_MS).unref();
     });
   }
   const deps: Deps = {

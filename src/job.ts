@@ -464,24 +464,43 @@ export type CancelResult =
   | { kind: 'requested' }
   | { kind: 'already-finished'; status: string }
   | { kind: 'refused'; message: string }
-  | { kind: 'failed'; message: string };
+  /** `connectionLost`: the connection failed (worth another one), as opposed to an answer from the server. */
+  | { kind: 'failed'; message: string; connectionLost?: boolean }
+  /** The whole cancel (every attempt, every connection) ran out of time. */
+  | { kind: 'timed-out'; afterMs: number; last?: string };
+
+/**
+ * The longest a whole cancel may take, all attempts on all connections
+ * together: well inside the runner's 7.5 s from SIGINT to SIGTERM (and the
+ * 2.5 s after it), with room left for the summary.
+ */
+export const CANCEL_DEADLINE_MS = 5_000;
+
+/** Below this, another statement or connection attempt is not worth starting. */
+const CANCEL_MIN_STEP_MS = 100;
 
 /** CANCEL JOB on the given session, bounded by a short statement timeout. */
 export async function cancelJob(
   session: SqlSession,
   jobId: string,
   timeoutMs: number,
+  deadline = Number.POSITIVE_INFINITY,
 ): Promise<CancelResult> {
+  // Each step gets its own timeout, capped by what is left of the whole cancel.
+  const left = (): number => Math.max(1, Math.min(timeoutMs + 1000, deadline - Date.now()));
   try {
-    await session.query(statementTimeoutStatement(timeoutMs), { clientTimeoutMs: timeoutMs + 1000 });
-    await session.query(cancelJobStatement(jobId), { clientTimeoutMs: timeoutMs + 1000 });
+    const serverTimeout = Math.max(1, Math.min(timeoutMs, deadline - Date.now()));
+    await session.query(statementTimeoutStatement(serverTimeout), { clientTimeoutMs: left() });
+    await session.query(cancelJobStatement(jobId), { clientTimeoutMs: left() });
     return { kind: 'requested' };
   } catch (err) {
     const message = errorText(err);
     if (sqlState(err) === '42501') return { kind: 'refused', message };
     const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(message);
     if (m) return { kind: 'already-finished', status: m[1]! };
-    return { kind: 'failed', message };
+    return isConnectionError(err)
+      ? { kind: 'failed', message, connectionLost: true }
+      : { kind: 'failed', message };
   }
 }
 
@@ -491,39 +510,107 @@ export interface CancelRequest {
   /** The step's own connection, then (when given) the grant connection for a refusal. */
   connections: readonly ConnectionConfig[];
   applicationName: () => string;
+  /** Per connection attempt, capped by what is left of totalTimeoutMs. */
   connectTimeoutMs: number;
+  /** Per statement, capped by what is left of totalTimeoutMs. */
   timeoutMs: number;
+  /** One deadline for the whole cancel: every attempt on every connection (default CANCEL_DEADLINE_MS). */
+  totalTimeoutMs?: number;
   log: (message: string) => void;
   describe: (err: unknown) => string;
 }
 
+interface CancelRun {
+  readonly deadline: number;
+  /** Set once the deadline passed: nothing more is started or logged. */
+  expired: boolean;
+  /** The last failure, for the timed-out report. */
+  last?: string;
+  /** Sessions still open; closed when the cancel ends, whichever way. */
+  readonly open: Set<SqlSession>;
+}
+
 /**
  * Cancel on a fresh connection (the waiting one may be busy in WHEN
- * COMPLETE); when refused for lack of privilege, try the next connection.
+ * COMPLETE); a connection failure is retried on a new connection, a refusal
+ * for lack of privilege moves to the next connection. All of it ends within
+ * one deadline: a cancel that cannot be sent by then is reported as such.
  */
 export async function cancelWithFallback(r: CancelRequest): Promise<CancelResult> {
+  const totalMs = Math.max(CANCEL_MIN_STEP_MS, r.totalTimeoutMs ?? CANCEL_DEADLINE_MS);
+  const run: CancelRun = { deadline: Date.now() + totalMs, expired: false, open: new Set() };
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<CancelResult>((resolve) => {
+    timer = setTimeout(() => {
+      run.expired = true;
+      resolve({ kind: 'timed-out', afterMs: totalMs, ...(run.last !== undefined ? { last: run.last } : {}) });
+    }, totalMs);
+  });
+  try {
+    return await Promise.race([cancelAttempts(r, run, totalMs), expired]);
+  } finally {
+    clearTimeout(timer);
+    run.expired = true;
+    for (const s of run.open) void s.close().catch(() => undefined);
+  }
+}
+
+async function cancelAttempts(r: CancelRequest, run: CancelRun, totalMs: number): Promise<CancelResult> {
   let result: CancelResult = { kind: 'failed', message: 'no connection to cancel with' };
   for (const [i, connection] of r.connections.entries()) {
+    if (run.expired) break;
     if (i > 0) r.log(`CANCEL JOB ${r.jobId} was refused; retrying on grant-connection-string.`);
-    result = await cancelOnce(r, connection);
-    if (result.kind !== 'refused') return result;
+    result = await cancelOnConnection(r, run, connection);
+    if (result.kind !== 'refused') break;
+  }
+  if (result.kind === 'failed' && Date.now() >= run.deadline - CANCEL_MIN_STEP_MS) {
+    return { kind: 'timed-out', afterMs: totalMs, last: result.message };
   }
   return result;
 }
 
-async function cancelOnce(r: CancelRequest, connection: ConnectionConfig): Promise<CancelResult> {
+/** Attempts on one connection: a connection failure (refused, reset, timed out) is tried again until the deadline. */
+async function cancelOnConnection(
+  r: CancelRequest,
+  run: CancelRun,
+  connection: ConnectionConfig,
+): Promise<CancelResult> {
+  let result: CancelResult = { kind: 'failed', message: 'no time left to cancel' };
+  for (let attempt = 0; ; attempt++) {
+    if (run.expired || run.deadline - Date.now() < CANCEL_MIN_STEP_MS) return result;
+    const { result: once, retry } = await cancelOnce(r, run, connection);
+    result = once;
+    if (result.kind === 'failed') run.last = result.message;
+    if (!retry) return result;
+    const pause = Math.min(250 * 2 ** attempt, 1000, run.deadline - Date.now() - CANCEL_MIN_STEP_MS);
+    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+async function cancelOnce(
+  r: CancelRequest,
+  run: CancelRun,
+  connection: ConnectionConfig,
+): Promise<{ result: CancelResult; retry: boolean }> {
   let session: SqlSession | undefined;
   try {
     session = await r.connector({
       connection,
       applicationName: r.applicationName(),
-      connectTimeoutMs: r.connectTimeoutMs,
+      connectTimeoutMs: Math.max(1, Math.min(r.connectTimeoutMs, run.deadline - Date.now())),
     });
-    return await cancelJob(session, r.jobId, r.timeoutMs);
+    if (run.expired) return { result: { kind: 'failed', message: 'out of time' }, retry: false };
+    run.open.add(session);
+    const result = await cancelJob(session, r.jobId, r.timeoutMs, run.deadline);
+    // A dropped or timed-out connection is worth another one; an answer from the server is not.
+    return { result, retry: result.kind === 'failed' && result.connectionLost === true };
   } catch (err) {
-    return { kind: 'failed', message: r.describe(err) };
+    return { result: { kind: 'failed', message: r.describe(err) }, retry: isConnectionError(err) };
   } finally {
-    void session?.close();
+    if (session) {
+      run.open.delete(session);
+      void session.close().catch(() => undefined);
+    }
   }
 }
 
@@ -541,5 +628,10 @@ export function cancelResultText(result: CancelResult, jobId: string, why: strin
       );
     case 'failed':
       return `Job ${jobId} may still be running: CANCEL JOB failed (${result.message}). Cancel it by hand: CANCEL JOB ${jobId};`;
+    case 'timed-out':
+      return (
+        `Could not cancel within ${Math.round(result.afterMs / 1000)}s${result.last !== undefined ? ` (${result.last})` : ''}: ` +
+        `job ${jobId} may still be running. Cancel it by hand: CANCEL JOB ${jobId};`
+      );
   }
 }

@@ -620,6 +620,9 @@ class Step {
     this.report.notes.push(text);
     this.log(text);
     if (result.kind === 'requested') this.deps.io.saveState(STATE.owned, 'cancelled');
+    // The post step tries again, whatever the main step's ending.
+    if (result.kind === 'timed-out' || result.kind === 'failed')
+      this.deps.io.saveState(STATE.owned, 'cancel-pending');
     return text;
   }
 

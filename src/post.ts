@@ -7,12 +7,27 @@ import type { Deps } from './main.js';
 import { applicationNameBase, DEFAULT_TIMINGS, STATE } from './main.js';
 import { ApplicationNames, errorText } from './cluster.js';
 import { InputError, readConfig } from './inputs.js';
-import { cancelResultText, cancelWithFallback, readJob, TERMINAL_STATUSES } from './job.js';
+import {
+  CANCEL_DEADLINE_MS,
+  cancelResultText,
+  cancelWithFallback,
+  toJobRow,
+  TERMINAL_STATUSES,
+} from './job.js';
 import { describeError, SecretRegistry } from './secrets.js';
+import { jobByIdStatement } from './sql.js';
+
+/**
+ * `job-owned` values the post step acts on: `true` (created by the main step),
+ * `cancelled` (the main step sent CANCEL JOB), and `cancel-pending` (the main
+ * step tried to cancel and could not within its deadline: the post step tries
+ * again even though the main step finished).
+ */
+const CANCEL_PENDING = 'cancel-pending';
 
 export async function runPost(deps: Deps): Promise<number> {
   const { io } = deps;
-  if (io.getState(STATE.done) === 'true') {
+  if (io.getState(STATE.done) === 'true' && io.getState(STATE.owned) !== CANCEL_PENDING) {
     io.debug('The main step finished; the post step has nothing to do.');
     return 0;
   }
@@ -32,15 +47,27 @@ export async function runPost(deps: Deps): Promise<number> {
     );
     return 0;
   }
-  const owned = io.getState(STATE.owned) === 'true';
+  const ownership = io.getState(STATE.owned);
+  // 'cancelled': the main step had sent CANCEL JOB; sending it again is harmless and makes sure.
+  const mainAsked = ownership === 'cancelled' || ownership === CANCEL_PENDING;
+  const owned = ownership === 'true' || mainAsked;
   const names = new ApplicationNames(`${applicationNameBase(deps.env, deps.random ?? Math.random)} post`);
-  const status = await currentStatus(deps, config.connection, names, jobId, (e) => describeError(e, secrets));
+  // One deadline for the whole clean-up (status read and cancel), as in the main step.
+  const deadline = Date.now() + CANCEL_DEADLINE_MS;
+  const status = await currentStatus(
+    deps,
+    config.connection,
+    names,
+    jobId,
+    (e) => describeError(e, secrets),
+    Math.min(STATUS_READ_MS, CANCEL_DEADLINE_MS / 2),
+  );
   let text: string;
   if (status !== undefined && TERMINAL_STATUSES.has(status)) {
     text = `The main step was stopped; backup job ${jobId} has since ended with status ${status}.`;
   } else if (!owned) {
     text = `The main step was stopped while following backup job ${jobId}, which it did not start: it is left running.`;
-  } else if (!config.cancelOnAbort) {
+  } else if (!config.cancelOnAbort && !mainAsked) {
     text = `The main step was stopped; backup job ${jobId} is left running (cancel-on-abort: false).`;
   } else {
     const result = await cancelWithFallback({
@@ -52,10 +79,15 @@ export async function runPost(deps: Deps): Promise<number> {
       applicationName: () => names.next(),
       connectTimeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
       timeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
+      totalTimeoutMs: Math.max(1000, deadline - Date.now()),
       log: (m) => io.info(secrets.scrub(m)),
       describe: (err) => describeError(err, secrets),
     });
-    text = `The main step was stopped before it finished. ${cancelResultText(result, jobId, 'post step, cancel-on-abort', config.connection.user)}`;
+    const why =
+      ownership === CANCEL_PENDING
+        ? 'The main step could not cancel its backup job in time; the post step tried again.'
+        : 'The main step was stopped before it finished.';
+    text = `${why} ${cancelResultText(result, jobId, mainAsked ? 'post step, as the main step had asked' : 'post step, cancel-on-abort', config.connection.user)}`;
   }
   io.warning(secrets.scrub(text));
   if (config.summary) {
@@ -68,26 +100,47 @@ export async function runPost(deps: Deps): Promise<number> {
   return 0;
 }
 
+/** The longest the post step spends reading the job's status before it decides. */
+const STATUS_READ_MS = 2_000;
+
+/** The job's status, or undefined when it cannot be read within `limitMs` (connect and read together). */
 async function currentStatus(
   deps: Deps,
   connection: Parameters<Deps['connector']>[0]['connection'],
   names: ApplicationNames,
   jobId: string,
   describe: (err: unknown) => string,
+  limitMs: number,
 ): Promise<string | undefined> {
-  try {
+  let over = false;
+  let timer: NodeJS.Timeout | undefined;
+  const read = async (): Promise<string | undefined> => {
     const session = await deps.connector({
       connection,
       applicationName: names.next(),
-      connectTimeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
+      connectTimeoutMs: limitMs,
     });
     try {
-      return (await readJob(session, jobId))?.status;
+      if (over) return undefined;
+      const rows = await session.query(jobByIdStatement(jobId), { clientTimeoutMs: limitMs });
+      return rows[0] ? toJobRow(rows[0]).status : undefined;
     } finally {
-      await session.close();
+      void session.close().catch(() => undefined);
     }
+  };
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      over = true;
+      reject(new Error(`no answer within ${limitMs / 1000}s`));
+    }, limitMs);
+  });
+  try {
+    return await Promise.race([read(), late]);
   } catch (err) {
     deps.io.info(`Post step: could not read job ${jobId} (${describe(err)}).`);
     return undefined;
+  } finally {
+    over = true;
+    clearTimeout(timer);
   }
 }

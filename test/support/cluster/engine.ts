@@ -5,11 +5,12 @@
  */
 import type { Profile } from './profiles.js';
 import { controlJobAsSystemPrivilege, versionString } from './profiles.js';
-import type { Engine, Field, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
+import type { Engine, Field, Notice, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
 import { DropConnection, Oid, SqlError } from './protocol-types.js';
 import type { S3Destination } from './jobs.js';
 import { JobStorage, parseDestination, passphraseHash, runBackup, sanitizeUri } from './jobs.js';
 import {
+  BARE_TARGETS,
   formatIdent,
   formatTs,
   fullSubdirOf,
@@ -21,6 +22,7 @@ import {
   quoteLiteral,
   resolveValue,
   splitList,
+  splitQualified,
   syntaxError,
   VALUE,
 } from './sqltext.js';
@@ -103,9 +105,13 @@ interface Session {
   started: bigint;
   current?: StatementLogEntry;
   closedAt?: number;
+  /** Parameter type OIDs the client declared in Parse for the running statement (0 = undeclared). */
+  paramTypes?: readonly number[];
 }
 
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
+/** The cluster id in licence errors. */
+const CLUSTER_ID = '3c9a4b2e-0000-4000-8000-000000000001';
 
 export class CockroachEngine implements Engine {
   readonly profile: Profile;
@@ -113,6 +119,8 @@ export class CockroachEngine implements Engine {
   readonly users = new Map<string, User>();
   readonly databases = new Set<string>();
   readonly externalConnections = new Map<string, string>();
+  /** External connection name → users holding USAGE on it. */
+  private readonly connectionUsage = new Map<string, Set<string>>();
   readonly jobs: Job[] = [];
   readonly statementLog: StatementLogEntry[] = [];
   readonly counters = { statements: 0, jobTableReads: 0, jobRowsScanned: 0 };
@@ -124,6 +132,7 @@ export class CockroachEngine implements Engine {
   private sessionLingerMs: number;
   private nextJobId = 1012345678901234567n + BigInt(Math.floor(Math.random() * 1e6)) * 1000n;
   private loseNextAnswer: { lingerMs: number } | undefined;
+  private dropNextBackupBeforeJob: { lingerMs: number } | undefined;
   private leakUri = false;
   private closed = false;
 
@@ -164,12 +173,43 @@ export class CockroachEngine implements Engine {
   setSessionLinger(ms: number): void {
     this.sessionLingerMs = ms;
   }
+  /**
+   * While on, full backup jobs fail as CockroachDB's destination resolution does when the planned
+   * directory already holds a manifest: `A full backup already exists in <uri>. … IN '<uri>'`, with
+   * the raw URI and its credentials (reference §4.4), the one job error that is not sanitized.
+   */
   leakUriInErrors(on: boolean): void {
     this.leakUri = on;
   }
   /** The next BACKUP creates its job, then the connection drops before the answer; its session lingers. */
   loseNextBackupAnswer(opts: { lingerMs: number }): void {
     this.loseNextAnswer = opts;
+  }
+  /** The next BACKUP arrives, then the connection drops before any job is created; its session lingers. */
+  loseNextBackupBeforeJob(opts: { lingerMs: number }): void {
+    this.dropNextBackupBeforeJob = opts;
+  }
+  /**
+   * The job fails and so does its revert (OnFailOrCancel): running → reverting,
+   * then after `revertMs` the terminal revert-failed, with `message` as its error.
+   */
+  failJobDuringRevert(id: string, message: string, opts: { revertMs?: number } = {}): void {
+    const job = this.job(id);
+    if (TERMINAL.has(job.status)) return;
+    job.control.cancelled = true;
+    job.control.resume?.();
+    this.setStatus(job, 'reverting');
+    setTimeout(() => this.finish(job, 'revert-failed', message), opts.revertMs ?? 100).unref();
+  }
+  /** PAUSE JOB whose pause takes a while: pause-requested for `requestedForMs`, then paused (unless resumed). */
+  pauseJobSlowly(id: string, opts: { requestedForMs: number }): void {
+    const job = this.job(id);
+    if (TERMINAL.has(job.status)) return;
+    job.control.paused = true;
+    this.setStatus(job, 'pause-requested');
+    setTimeout(() => {
+      if (job.control.paused && job.status === 'pause-requested') this.setStatus(job, 'paused');
+    }, opts.requestedForMs).unref();
   }
   failJob(id: string, message: string): void {
     const job = this.job(id);
@@ -267,10 +307,20 @@ export class CockroachEngine implements Engine {
     else setTimeout(() => this.sessions.delete(session.id), linger).unref();
   }
 
-  async execute(info: SessionInfo, rawSql: string, params: readonly (string | null)[]): Promise<QueryResult> {
+  /**
+   * `paramTypes` are the OIDs the client declared in Parse (optional: the wire
+   * layer may not pass them; undeclared placeholders are then typed from context).
+   */
+  async execute(
+    info: SessionInfo,
+    rawSql: string,
+    params: readonly (string | null)[],
+    paramTypes?: readonly number[],
+  ): Promise<QueryResult> {
     const sql = rawSql.trim().replace(/;\s*$/, '');
     const session = this.sessions.get(info.id);
     if (!session) throw new SqlError('08003', 'session is closed');
+    session.paramTypes = paramTypes ?? [];
     this.counters.statements++;
     const entry: StatementLogEntry = {
       sessionId: info.id,
@@ -319,6 +369,8 @@ export class CockroachEngine implements Engine {
     }
     if (/^(GRANT|REVOKE)\s+SYSTEM\s/i.test(sql)) return this.grantSystem(s, sql);
     if (/^GRANT\s+BACKUP\s+ON\s+DATABASE\s/i.test(sql)) return this.grantDatabase(s, sql);
+    if (/^(GRANT|REVOKE)\s+USAGE\s+ON\s+EXTERNAL\s+CONNECTION\s/i.test(sql))
+      return this.grantConnectionUsage(s, sql);
     if ((m = /^ALTER\s+(?:ROLE|USER)\s+("(?:[^"]|"")*"|\w+)\s+(?:WITH\s+)?(NO)?CONTROLJOB$/i.exec(sql)))
       return this.roleOption(s, m[1]!, !m[2]);
     if ((m = /^SHOW\s+SYSTEM\s+GRANTS(?:\s+FOR\s+(.+))?$/i.exec(sql))) return this.showSystemGrants(m[1]);
@@ -450,6 +502,53 @@ export class CockroachEngine implements Engine {
     return tagOnly('GRANT');
   }
 
+  /** `GRANT USAGE ON EXTERNAL CONNECTION c TO r` / `REVOKE … FROM r` (reference §6). */
+  private grantConnectionUsage(s: Session, sql: string): QueryResult {
+    const m =
+      /^(GRANT|REVOKE)\s+USAGE\s+ON\s+EXTERNAL\s+CONNECTION\s+(.+?)\s+(TO|FROM)\s+(.+?)(\s+WITH\s+GRANT\s+OPTION)?$/i.exec(
+        sql,
+      );
+    if (!m || (m[1]!.toUpperCase() === 'GRANT') !== (m[3]!.toUpperCase() === 'TO')) throw syntaxError(sql);
+    const grant = m[1]!.toUpperCase() === 'GRANT';
+    const names = splitList(m[2]!).map(parseIdent);
+    for (const n of names) {
+      if (!this.externalConnections.has(n))
+        throw new SqlError('42704', `external connection with name ${n} does not exist`);
+    }
+    const roles = splitList(m[4]!).map((r) => this.roleFor(r));
+    if (!this.isAdmin(s.info.user)) {
+      for (const n of names) {
+        if (!this.connectionUsage.get(n)?.has(s.info.user))
+          throw new SqlError('01007', `user ${s.info.user} missing WITH GRANT OPTION privilege on USAGE`);
+      }
+    }
+    for (const n of names) {
+      const users = this.connectionUsage.get(n) ?? new Set<string>();
+      for (const r of roles) {
+        if (grant) users.add(r.name);
+        else users.delete(r.name);
+      }
+      this.connectionUsage.set(n, users);
+    }
+    return tagOnly(grant ? 'GRANT' : 'REVOKE');
+  }
+
+  /** Non-admins need USAGE on an external connection, checked at statement time (reference §6, resolved §7). */
+  private checkConnectionUsage(user: string, uri: string): void {
+    if (this.isAdmin(user) || !/^external:\/\//i.test(uri)) return;
+    let name: string;
+    try {
+      name = new URL(uri).hostname;
+    } catch {
+      return;
+    }
+    if (!this.connectionUsage.get(name)?.has(user))
+      throw new SqlError(
+        '42501',
+        `user ${user} does not have USAGE privilege on external_connection ${name}`,
+      );
+  }
+
   private roleOption(s: Session, role: string, on: boolean): QueryResult {
     if (!this.isAdmin(s.info.user))
       throw new SqlError('42501', `user ${s.info.user} does not have CREATEROLE privilege`);
@@ -480,9 +579,10 @@ export class CockroachEngine implements Engine {
     databases: string[],
     dest: S3Destination | undefined,
     uri: string,
+    tables: string[] = [],
   ): void {
     if (this.isAdmin(user)) return;
-    if (databases.length === 0 && !this.hasSystem(user, 'BACKUP')) {
+    if (databases.length === 0 && tables.length === 0 && !this.hasSystem(user, 'BACKUP')) {
       throw new SqlError(
         '42501',
         `only users with the admin role or the BACKUP system privilege are allowed to perform full cluster backups: user ${user} does not have BACKUP system privilege`,
@@ -492,7 +592,15 @@ export class CockroachEngine implements Engine {
       const ok = this.hasSystem(user, 'BACKUP') || this.users.get(user)?.databases.get(d)?.has('BACKUP');
       if (!ok) throw new SqlError('42501', `user ${user} does not have BACKUP privilege on database ${d}`);
     }
-    if (uri.startsWith('external://')) return;
+    for (const t of tables) {
+      // Table privileges are not modelled: the BACKUP system privilege stands in for them.
+      if (!this.hasSystem(user, 'BACKUP'))
+        throw new SqlError(
+          '42501',
+          `user ${user} does not have BACKUP privilege on relation ${t.split('.').pop()}`,
+        );
+    }
+    if (uri.startsWith('external://')) return this.checkConnectionUsage(user, uri);
     const implicit = dest?.params.get('AUTH') === 'implicit' || dest?.params.has('AWS_ENDPOINT');
     if (implicit && !this.hasSystem(user, 'EXTERNALIOIMPLICITACCESS')) {
       throw new SqlError(
@@ -510,25 +618,76 @@ export class CockroachEngine implements Engine {
     params: readonly (string | null)[],
     arrived: number,
   ): Promise<QueryResult> {
+    const dropBeforeJob = this.dropNextBackupBeforeJob;
+    if (dropBeforeJob) {
+      this.dropNextBackupBeforeJob = undefined;
+      s.vars.set('__linger', String(dropBeforeJob.lingerMs));
+      throw new DropConnection('connection lost after BACKUP arrived, before its job was created');
+    }
+    const targets = `(?:(DATABASE|TABLE)\\s+(.+?)\\s+|(${BARE_TARGETS})\\s+)?`;
+    const dests = `(${VALUE}|\\((?:\\s*${VALUE}\\s*,?)+\\))`;
+    const tail = `(?:\\s+AS\\s+OF\\s+SYSTEM\\s+TIME\\s+(${VALUE}))?`;
+    const withOpts = `(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`;
     const re = new RegExp(
-      `^BACKUP\\s+(?:(DATABASE|TABLE)\\s+(.+?)\\s+)?INTO\\s+(?:(LATEST)\\s+IN\\s+|(${VALUE})\\s+IN\\s+)?(${VALUE}|\\((?:\\s*${VALUE}\\s*,?)+\\))` +
-        `(?:\\s+AS\\s+OF\\s+SYSTEM\\s+TIME\\s+(${VALUE}))?(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`,
+      `^BACKUP\\s+${targets}INTO\\s+(?:(LATEST)\\s+IN\\s+|(${VALUE})\\s+IN\\s+)?${dests}${tail}${withOpts}`,
       'is',
     );
     const m = re.exec(sql);
+    let legacy: RegExpExecArray | null = null;
     if (!m) {
-      if (
-        /^BACKUP\s.*\sTO\s/i.test(sql) &&
-        (this.profile.major > 24 || (this.profile.major === 24 && this.profile.minor >= 3))
-      ) {
-        throw new SqlError(
-          '0A000',
-          'The `BACKUP TO` syntax is no longer supported. Please use `BACKUP INTO` to create a backup collection.',
-        );
+      if (/^BACKUP\s+(?:.*?\s)?TO\s/is.test(sql)) {
+        if (this.profile.major > 24 || (this.profile.major === 24 && this.profile.minor >= 3)) {
+          // Removed from the grammar in 24.3 (reference §1).
+          throw new SqlError(
+            '42601',
+            'The `BACKUP TO` syntax is no longer supported. Please use `BACKUP INTO` to create a backup collection.',
+          );
+        }
+        legacy = new RegExp(
+          `^BACKUP\\s+${targets}TO\\s+${dests}${tail}(?:\\s+INCREMENTAL\\s+FROM\\s+(.+?))?${withOpts}`,
+          'is',
+        ).exec(sql);
       }
-      throw syntaxError(sql);
+      if (!legacy) throw syntaxError(sql);
     }
-    const [, targetKind, targetText, latest, subdirToken, destToken, aostToken, optsParen, optsPlain] = m;
+    let targetKind: string | undefined;
+    let targetText: string | undefined;
+    let bareTargets: string | undefined;
+    let latest: string | undefined;
+    let subdirToken: string | undefined;
+    let destToken: string | undefined;
+    let aostToken: string | undefined;
+    let incrementalFrom: string | undefined;
+    let optsParen: string | undefined;
+    let optsPlain: string | undefined;
+    if (m) {
+      [
+        ,
+        targetKind,
+        targetText,
+        bareTargets,
+        latest,
+        subdirToken,
+        destToken,
+        aostToken,
+        optsParen,
+        optsPlain,
+      ] = m;
+    } else {
+      [, targetKind, targetText, bareTargets, destToken, aostToken, incrementalFrom, optsParen, optsPlain] =
+        legacy!;
+    }
+    // Prepare-time typing: backupTypeCheck does not type AS OF SYSTEM TIME, so a bare placeholder
+    // there has no type unless the client declared one (resolved §4).
+    const bare = aostToken ? /^\$(\d+)$/.exec(aostToken.trim()) : null;
+    if (bare && !(s.paramTypes?.[Number(bare[1]) - 1] ?? 0)) {
+      throw new SqlError(
+        '42P18',
+        `could not determine data type of placeholder $${bare[1]}`,
+        undefined,
+        'consider adding explicit type casts to the placeholder arguments',
+      );
+    }
     if (destToken!.startsWith('('))
       throw new SqlError('XXUUU', 'no default URL provided for partitioned backup');
     const uri = resolveValue(destToken!, params) ?? '';
@@ -539,9 +698,15 @@ export class CockroachEngine implements Engine {
         'BACKUP cannot be used inside a multi-statement transaction without DETACHED option',
       );
     }
+    if (legacy && incrementalFrom !== undefined)
+      throw new SqlError('0A000', 'the test cluster does not emulate `BACKUP TO … INCREMENTAL FROM`');
+    if (legacy && options.incrementalLocation !== undefined)
+      throw new SqlError('XXUUU', 'incremental_location option not supported with `BACKUP TO` syntax');
     const databases = targetKind?.toUpperCase() === 'DATABASE' ? splitList(targetText!).map(parseIdent) : [];
     for (const d of databases)
       if (!this.databases.has(d)) throw new SqlError('3D000', `database "${d}" does not exist`);
+    const tableText = targetKind?.toUpperCase() === 'TABLE' ? targetText : bareTargets;
+    const tables = tableText ? splitList(tableText).map((t) => this.resolveTable(s, t)) : [];
     const user = s.info.user;
     let dest: S3Destination | undefined;
     let destError: SqlError | undefined;
@@ -551,62 +716,109 @@ export class CockroachEngine implements Engine {
       destError = err as SqlError;
     }
     // Non-admins have their URI checked at statement time (the privilege check parses it); admins in the job.
-    if (destError && !this.isAdmin(user)) throw destError;
-    this.checkBackupPrivileges(user, databases, dest, uri);
+    // An external:// URI is not parsed by that check: only USAGE on the connection is.
+    if (destError && !this.isAdmin(user) && !/^external:\/\//i.test(uri)) throw destError;
+    this.checkBackupPrivileges(
+      user,
+      databases,
+      dest,
+      uri,
+      tables.map((t) => t.name),
+    );
     if (this.profile.licenceChecks && !this.license) {
-      const feature = options.revisionHistory
-        ? 'revision_history'
-        : options.passphrase !== undefined
+      // The planner checks encryption (passphrase or KMS) before revision_history.
+      const feature =
+        options.passphrase !== undefined || options.kms
           ? 'encryption'
-          : options.kms
-            ? 'kms'
+          : options.revisionHistory
+            ? 'revision_history'
             : undefined;
-      if (feature) {
-        throw new SqlError(
-          'XXC02',
-          `use of BACKUP with ${feature} requires an enterprise license. see https://cockroachlabs.com/pricing?cluster=3c9a4b2e-0000-4000-8000-000000000001 for details on how to enable enterprise features`,
-        );
-      }
+      if (feature) throw new SqlError('XXC02', this.licenceMessage(feature));
     }
     const endMicros = this.evalAsOf(aostToken, params);
     const incremental = latest !== undefined || subdirToken !== undefined;
-    const subdir = latest
-      ? 'LATEST'
-      : subdirToken
-        ? '/' + (resolveValue(subdirToken, params) ?? '').replace(/^\/+/, '')
-        : fullSubdirOf(endMicros);
-    const description = this.describeBackup(databases, subdir, uri, aostToken, options);
+    const subdir = legacy
+      ? ''
+      : latest
+        ? 'LATEST'
+        : subdirToken
+          ? '/' + (resolveValue(subdirToken, params) ?? '').replace(/^\/+/, '')
+          : fullSubdirOf(endMicros);
+    const targetsText =
+      databases.length > 0
+        ? `DATABASE ${databases.map(formatIdent).join(', ')}`
+        : tables.length > 0
+          ? `TABLE ${tables.map((t) => t.formatted).join(', ')}`
+          : '';
+    const description = this.describeBackup(
+      targetsText,
+      legacy ? undefined : subdir,
+      uri,
+      aostToken,
+      options,
+    );
     const job = this.createJob(user, description, sql, uri);
     const lose = this.loseNextAnswer;
     this.loseNextAnswer = undefined;
+    const jobDatabases = tables.length > 0 ? [...new Set(tables.map((t) => t.database))] : databases;
     job.done = this.runJob(job, {
       dest,
       destError,
       kind: incremental ? 'incremental' : 'full',
       subdir,
       endMicros,
-      databases,
+      databases: jobDatabases,
       passphrase: options.passphrase,
       needsLicence: incremental && this.profile.licenceChecks && !this.license,
+      legacy: Boolean(legacy),
     });
     if (lose) {
       s.vars.set('__linger', String(lose.lingerMs));
       throw new DropConnection('lost answer to BACKUP');
     }
-    if (options.detached)
-      return { fields: [{ name: 'job_id', typeOid: Oid.int8 }], rows: [[job.id]], tag: 'BACKUP 1' };
-    return this.waitBlocking(s, job, arrived);
+    const notices: Notice[] = legacy
+      ? [
+          {
+            message:
+              'The `BACKUP TO` syntax will be removed in a future release, please switch over to using `BACKUP INTO` to create a backup collection: https://www.cockroachlabs.com/docs/stable/backup.html#considerations. Backups created using the `BACKUP TO` syntax may not be restoreable in the next major version release.',
+          },
+        ]
+      : [];
+    const result: QueryResult = options.detached
+      ? { fields: [{ name: 'job_id', typeOid: Oid.int8 }], rows: [[job.id]], tag: 'BACKUP 1' }
+      : await this.waitBlocking(s, job, arrived);
+    return notices.length > 0 ? { ...result, notices } : result;
+  }
+
+  /** `use of BACKUP with <feature> requires an enterprise license. see …` (reference §9), XXC02. */
+  private licenceMessage(feature: string): string {
+    return `use of BACKUP with ${feature} requires an enterprise license. see https://cockroachlabs.com/pricing?cluster=${CLUSTER_ID} for details on how to enable enterprise features`;
+  }
+
+  /** A table target, fully qualified as the job description prints it (`db.public.t`). */
+  private resolveTable(s: Session, text: string): { name: string; database: string; formatted: string } {
+    const parts = splitQualified(text);
+    if (parts.length === 0 || parts.length > 3) throw syntaxError(text);
+    const [db, schema, table] =
+      parts.length === 1
+        ? [s.info.database, 'public', parts[0]!]
+        : parts.length === 2
+          ? [parts[0]!, 'public', parts[1]!]
+          : [parts[0]!, parts[1]!, parts[2]!];
+    if (!this.databases.has(db)) {
+      throw new SqlError(
+        '42P01',
+        `failed to resolve targets specified in the BACKUP stmt: table "${text.trim()}" does not exist`,
+      );
+    }
+    const fmt = (p: string) => (p === '*' ? '*' : formatIdent(p));
+    return { name: table, database: db, formatted: [db, schema, table].map(fmt).join('.') };
   }
 
   private parseBackupOptions(text: string, params: readonly (string | null)[]) {
-    const out: {
-      detached: boolean;
-      revisionHistory: boolean;
-      passphrase?: string;
-      kms?: string;
-      incrementalLocation?: string;
-    } = {
+    const out: BackupOptions = {
       detached: false,
+      detachedFalse: false,
       revisionHistory: false,
     };
     const seen = new Set<string>();
@@ -622,6 +834,7 @@ export class CockroachEngine implements Engine {
         case 'detached':
           if (value !== undefined && !/^(TRUE|FALSE)$/i.test(value)) throw syntaxError(`detached = ${value}`);
           out.detached = value === undefined || /^TRUE$/i.test(value);
+          out.detachedFalse = !out.detached;
           break;
         case 'revision_history':
           out.revisionHistory =
@@ -658,6 +871,8 @@ export class CockroachEngine implements Engine {
       return ts;
     }
     if (/^\d+\.\d{10}$/.test(value)) return BigInt(value.split('.')[0]!) / 1000n;
+    // INT nanoseconds (a bare literal, or a placeholder the client declared as an integer).
+    if (/^\d+$/.test(value)) return BigInt(value) / 1000n;
     const interval = parseInterval(value);
     if (interval !== undefined) {
       if (interval > 0n)
@@ -675,24 +890,25 @@ export class CockroachEngine implements Engine {
     throw new SqlError('XXUUU', 'AS OF SYSTEM TIME: value is neither timestamp, decimal, nor interval');
   }
 
+  /** `subdir` undefined: the legacy `BACKUP … TO` form. */
   private describeBackup(
-    databases: string[],
-    subdir: string,
+    targetsText: string,
+    subdir: string | undefined,
     uri: string,
     aostToken: string | undefined,
-    o: {
-      detached: boolean;
-      revisionHistory: boolean;
-      passphrase?: string;
-      kms?: string;
-      incrementalLocation?: string;
-    },
+    o: BackupOptions,
   ): string {
-    const targets = databases.length > 0 ? `DATABASE ${databases.map(formatIdent).join(', ')} ` : '';
+    const targets = targetsText ? `${targetsText} ` : '';
     const opts: string[] = [];
     if (o.revisionHistory) opts.push('revision_history = true');
     if (o.passphrase !== undefined) opts.push("encryption_passphrase = '*****'");
     if (o.detached) opts.push('detached');
+    // An explicit `detached = FALSE` is kept in descriptions from 23.1 (resolved §5).
+    else if (
+      o.detachedFalse &&
+      (this.profile.major > 23 || (this.profile.major === 23 && this.profile.minor >= 1))
+    )
+      opts.push('detached = FALSE');
     if (o.kms !== undefined) opts.push(`kms = ${quoteLiteral(sanitizeUri(o.kms))}`);
     if (o.incrementalLocation !== undefined)
       opts.push(`incremental_location = ${quoteLiteral(sanitizeUri(o.incrementalLocation))}`);
@@ -703,7 +919,11 @@ export class CockroachEngine implements Engine {
           ? ` WITH OPTIONS (${opts.join(', ')})`
           : ` WITH ${opts.join(', ')}`;
     const aost = aostToken ? ` AS OF SYSTEM TIME ${aostToken}` : '';
-    return `BACKUP ${targets}INTO ${quoteLiteral(subdir)} IN ${quoteLiteral(sanitizeUri(uri))}${aost}${withClause}`;
+    const where =
+      subdir === undefined
+        ? `TO ${quoteLiteral(sanitizeUri(uri))}`
+        : `INTO ${quoteLiteral(subdir)} IN ${quoteLiteral(sanitizeUri(uri))}`;
+    return `BACKUP ${targets}${where}${aost}${withClause}`;
   }
 
   private createJob(user: string, description: string, statement: string, uri: string): Job {
@@ -739,6 +959,8 @@ export class CockroachEngine implements Engine {
       databases: string[];
       passphrase?: string;
       needsLicence: boolean;
+      /** The legacy `BACKUP … TO` form: the backup sits at the destination itself. */
+      legacy?: boolean;
     },
   ): Promise<void> {
     await sleep(30);
@@ -748,8 +970,12 @@ export class CockroachEngine implements Engine {
     const durationMs = this.jobDurationMs + Math.random() * this.jobDurationJitterMs;
     try {
       if (p.destError) throw p.destError;
-      if (p.needsLicence) {
-        throw new Error('use of BACKUP with incremental requires an enterprise license.');
+      if (p.needsLicence) throw new Error(this.licenceMessage('incremental'));
+      if (this.leakUri && p.kind === 'full' && !p.legacy) {
+        // backupdest.ResolveDest interpolates the planned and the given URI unsanitized (reference §4.4).
+        throw new Error(
+          `A full backup already exists in ${joinUriPath(job.uri, p.subdir)}. Consider running an incremental backup to this full backup via \`BACKUP INTO '${p.subdir}' IN '${job.uri}'\``,
+        );
       }
       await runBackup(
         {
@@ -761,6 +987,7 @@ export class CockroachEngine implements Engine {
           endMicros: p.endMicros,
           databases: p.databases,
           ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}),
+          ...(p.legacy ? { legacy: true } : {}),
           dataFiles: 3,
         },
         {
@@ -785,9 +1012,7 @@ export class CockroachEngine implements Engine {
       this.finish(job, 'succeeded', '');
     } catch (err) {
       if (job.control.cancelled || err instanceof Cancelled) return;
-      let message = (err as Error).message;
-      if (this.leakUri) message = `${message} (destination ${job.uri})`;
-      this.finish(job, 'failed', message);
+      this.finish(job, 'failed', (err as Error).message);
     }
   }
 
@@ -946,6 +1171,19 @@ export class CockroachEngine implements Engine {
     const matching = jobs.filter((j) =>
       predicates.every((p) => matchPredicate(p, jobValue(j, p.column, this.profile))),
     );
+    if (source === 'show-jobs') {
+      // ORDER BY COALESCE(finished, now()) DESC, started DESC (NULLs sort last when descending).
+      const now = nowMicros();
+      const key = (j: Job) => j.finished ?? now;
+      matching.sort((a, b) => {
+        const byEnd = key(b) - key(a);
+        if (byEnd !== 0n) return byEnd > 0n ? 1 : -1;
+        if (a.started === b.started) return 0;
+        if (a.started === undefined) return 1;
+        if (b.started === undefined) return -1;
+        return b.started > a.started ? 1 : -1;
+      });
+    }
     return this.jobResult(source, columns, matching, defs);
   }
 
@@ -966,7 +1204,15 @@ export class CockroachEngine implements Engine {
     });
     const truncate = source !== 'internal' && this.profile.newShowJobColumns;
     const rows = jobs.map((j) =>
-      wanted.map((name) => formatJobValue(j, name, this.profile, truncate, source === 'show-jobs')),
+      wanted.map((name) =>
+        formatJobValue(
+          j,
+          name,
+          this.profile,
+          truncate,
+          source === 'show-jobs' && this.profile.newShowJobColumns,
+        ),
+      ),
     );
     return { fields, rows, tag: `SELECT ${rows.length}` };
   }
@@ -998,6 +1244,7 @@ export class CockroachEngine implements Engine {
       ];
       if (!p.newShowJobColumns) cols.push('last_run', 'next_run', 'num_runs');
       cols.push('execution_errors');
+      if (p.major >= 25) cols.push('execution_events');
       return base(cols);
     }
     if (!p.newShowJobColumns) {
@@ -1101,7 +1348,7 @@ export class CockroachEngine implements Engine {
     const word = this.profile.stateWord ? 'state' : 'status';
     if (verb === 'CANCEL') {
       if (job.status === 'cancel-requested' || job.status === 'canceled') return tagOnly('CANCEL JOBS 1');
-      if (!['pending', 'running', 'paused', 'pause-requested'].includes(job.status)) {
+      if (!['pending', 'running', 'paused'].includes(job.status)) {
         throw new SqlError('XXUUU', `job with ${word} ${job.status} cannot be requested to be canceled`);
       }
       this.requestCancel(job);
@@ -1144,6 +1391,7 @@ export class CockroachEngine implements Engine {
   // ---- SHOW BACKUPS / SHOW BACKUP ------------------------------------------------------------------
 
   private destinationFor(s: Session, uri: string): JobStorage {
+    this.checkConnectionUsage(s.info.user, uri);
     const dest = parseDestination(uri, this.profile, this.externalConnections);
     if (!this.isAdmin(s.info.user) && !uri.startsWith('external://')) {
       const implicit = dest.params.get('AUTH') === 'implicit' || dest.params.has('AWS_ENDPOINT');
@@ -1278,11 +1526,23 @@ export class CockroachEngine implements Engine {
       await store.list('');
     });
     this.externalConnections.set(name, uri);
+    // The creator owns the connection and may use it.
+    this.connectionUsage.set(name, new Set([s.info.user]));
     return tagOnly('CREATE EXTERNAL CONNECTION');
   }
 }
 
 class Cancelled extends Error {}
+
+interface BackupOptions {
+  detached: boolean;
+  /** `detached = FALSE` written out. */
+  detachedFalse: boolean;
+  revisionHistory: boolean;
+  passphrase?: string;
+  kms?: string;
+  incrementalLocation?: string;
+}
 
 type JobSource = 'internal' | 'show-job' | 'show-jobs';
 
@@ -1367,6 +1627,7 @@ const COLUMN_OID: Record<string, number> = {
   trace_id: Oid.int8,
   num_runs: Oid.int8,
   execution_errors: Oid.textArray,
+  execution_events: Oid.jsonb,
   descriptor_ids: Oid.int8Array,
   high_water_timestamp: Oid.numeric,
 };
@@ -1417,8 +1678,9 @@ function formatJobValue(
     case 'job_type':
       return j.type;
     case 'description':
-      return abbreviate && j.description.length > 70
-        ? `${j.description.slice(0, 60)} … ${j.description.slice(-7)}`
+      // substr(d, 0, 60) is 1-indexed from 0, so it keeps 59 characters.
+      return abbreviate && [...j.description].length > 70
+        ? `${[...j.description].slice(0, 59).join('')} … ${[...j.description].slice(-7).join('')}`
         : j.description;
     case 'statement':
       return j.statement;
@@ -1456,6 +1718,8 @@ function formatJobValue(
       return j.started !== undefined ? '1' : '0';
     case 'execution_errors':
       return '{}';
+    case 'execution_events':
+      return '[]';
     default:
       return null;
   }
@@ -1468,6 +1732,14 @@ async function storageCall<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof SqlError) throw err;
     throw new SqlError('XXUUU', (err as Error).message);
   }
+}
+
+/** Go's JoinURLPath on the URI text: the suffix goes on the path, the query stays as written. */
+function joinUriPath(uri: string, suffix: string): string {
+  const q = uri.indexOf('?');
+  const base = q < 0 ? uri : uri.slice(0, q);
+  const query = q < 0 ? '' : uri.slice(q);
+  return `${base.replace(/\/+$/, '')}/${suffix.replace(/^\/+/, '')}${query}`;
 }
 
 function single(name: string, typeOid: number, value: string): QueryResult {

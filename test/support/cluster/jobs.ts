@@ -292,6 +292,8 @@ export interface BackupPlan {
   databases: string[];
   passphrase?: string;
   dataFiles: number;
+  /** Legacy `BACKUP … TO` (≤24.2): one backup at the destination itself, no LATEST, no index. */
+  legacy?: boolean;
 }
 
 export interface RunHooks {
@@ -309,13 +311,16 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
   const store = new JobStorage(plan.dest, plan.profile);
   let folder: string;
   let startMicros = 0n;
+  const at = (name: string) => (folder ? `${folder}/${name}` : name);
   if (plan.kind === 'full') {
-    const full = fullSubdirOf(plan.endMicros).replace(/^\//, '');
+    const full = plan.legacy ? '' : fullSubdirOf(plan.endMicros).replace(/^\//, '');
     folder = full;
-    const existing = await store.list(`${full}/`);
+    const existing = plan.legacy
+      ? (await store.list('')).filter((k) => !k.key.includes('/'))
+      : await store.list(`${full}/`);
     const lock = existing.find((k) => /BACKUP-LOCK-\d+$/.test(k.key));
-    const where = `${plan.dest.bucket}/${plan.dest.path}/${full}`;
-    if (existing.some((k) => k.key.endsWith('/BACKUP_MANIFEST'))) {
+    const where = [plan.dest.bucket, plan.dest.path, full].filter(Boolean).join('/');
+    if (existing.some((k) => k.key === at('BACKUP_MANIFEST'))) {
       throw Object.assign(new Error(`${where} already contains a BACKUP_MANIFEST file`), { code: '42C01' });
     }
     if (lock)
@@ -353,7 +358,7 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     const suffix = plan.profile.incrementalStartSuffix ? `-${compactTime(previous)}` : '';
     folder = `incrementals/${subdir.replace(/^\//, '')}/${incrementalFolderOf(plan.endMicros)}${suffix}`;
   }
-  await store.put(`${folder}/BACKUP-LOCK-${plan.id}`, Buffer.alloc(0));
+  await store.put(at(`BACKUP-LOCK-${plan.id}`), Buffer.alloc(0));
   const files: { path: string; size: number }[] = [];
   const steps = Math.max(1, plan.dataFiles);
   const stepMs = Math.max(hooks.minStepMs, hooks.durationMs() / (steps + 1));
@@ -363,13 +368,13 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     await hooks.gate();
     const path = `data/${(BigInt(plan.id) % 100000n) * 1000n + BigInt(i)}.sst`;
     const body = createHash('sha256').update(`${plan.id}/${i}`).digest().toString('hex').repeat(8);
-    await store.put(`${folder}/${path}`, body);
+    await store.put(at(path), body);
     files.push({ path, size: body.length });
     hooks.progress(Math.min(0.95, ((i + 1) / (steps + 1)) * 1));
   }
   await sleep(stepMs);
   await hooks.gate();
-  if (plan.passphrase !== undefined) await store.put(`${folder}/ENCRYPTION-INFO`, 'salt');
+  if (plan.passphrase !== undefined) await store.put(at('ENCRYPTION-INFO'), 'salt');
   const manifest: Manifest = {
     jobId: plan.id,
     kind: plan.kind,
@@ -383,17 +388,25 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
   const body = JSON.stringify(manifest);
   // BACKUP_MANIFEST is written last: it is what marks a backup complete.
   await store.put(
-    `${folder}/BACKUP_MANIFEST-CHECKSUM`,
+    at('BACKUP_MANIFEST-CHECKSUM'),
     createHash('sha256').update(body).digest('hex').slice(0, 8),
   );
-  await store.put(`${folder}/BACKUP_MANIFEST`, body);
+  await store.put(at('BACKUP_MANIFEST'), body);
+  if (plan.legacy) return;
   if (plan.kind === 'full') {
     const descending = (0xffffffffffffn - plan.endMicros / 1000n).toString(16).padStart(12, '0');
     await store.put(`metadata/latest/LATEST-${descending}`, `/${folder}`);
   }
   if (plan.profile.writesIndex) {
     const full = (plan.kind === 'full' ? folder : plan.subdir.replace(/^\//, '')).replace(/\//g, '-');
-    await store.put(`index/${full}/${compactTime(plan.endMicros)}_metadata.pb`, folder);
+    // CockroachDB's backup index (backupinfo/backup_index.go): metadata/index/<full with - for />/
+    // <descending end>_<start or 0>_<end>_metadata.pb.
+    const descendingEnd = (0xffffffffffffn - plan.endMicros / 1000n).toString(16).padStart(12, '0');
+    const start = startMicros === 0n ? '0' : compactTime(startMicros);
+    await store.put(
+      `metadata/index/${full}/${descendingEnd}_${start}_${compactTime(plan.endMicros)}_metadata.pb`,
+      folder,
+    );
   }
 }
 

@@ -631,6 +631,8 @@ interface PreparedStatement {
 interface Portal {
   sql: string;
   params: (string | null)[];
+  /** Parameter type OIDs the client declared at Parse (0: not declared). */
+  paramTypes: number[];
   result?: QueryResult;
   rowsSent: number;
 }
@@ -983,7 +985,12 @@ class Connection {
         ? null
         : decodeParam(v, formats.length === 1 ? formats[0]! : (formats[i] ?? 0), statement, i),
     );
-    this.portals.set(portalName, { sql: statement.sql, params, rowsSent: 0 });
+    this.portals.set(portalName, {
+      sql: statement.sql,
+      params,
+      paramTypes: statement.paramTypes,
+      rowsSent: 0,
+    });
     this.send(BIND_COMPLETE);
   }
 
@@ -1025,7 +1032,7 @@ class Connection {
   }
 
   private async runPortal(portal: Portal): Promise<QueryResult> {
-    portal.result ??= await this.executeStatement(portal.sql, portal.params);
+    portal.result ??= await this.executeStatement(portal.sql, portal.params, portal.paramTypes);
     return portal.result;
   }
 
@@ -1046,7 +1053,11 @@ class Connection {
   // ---- statements
 
   /** Transaction bookkeeping around one statement: 25P02 inside a failed transaction, status from the tag. */
-  private async executeStatement(sql: string, params: (string | null)[]): Promise<QueryResult> {
+  private async executeStatement(
+    sql: string,
+    params: (string | null)[],
+    paramTypes: readonly number[] = [],
+  ): Promise<QueryResult> {
     const failedBefore = this.txStatus === 'E';
     const text = sql.trimStart();
     if (failedBefore && !ENDS_TRANSACTION.test(text))
@@ -1054,7 +1065,7 @@ class Connection {
         '25P02',
         'current transaction is aborted, commands ignored until end of transaction block',
       );
-    const result = await this.runWithFaults(sql, params);
+    const result = await this.runWithFaults(sql, params, paramTypes);
     if (ROLLBACK_TO_SAVEPOINT.test(text)) this.txStatus = 'T';
     else if (/^BEGIN\b/.test(result.tag)) this.txStatus = 'T';
     else if (/^(COMMIT|ROLLBACK)\b/.test(result.tag)) {
@@ -1064,7 +1075,11 @@ class Connection {
     return result;
   }
 
-  private async runWithFaults(sql: string, params: (string | null)[]): Promise<QueryResult> {
+  private async runWithFaults(
+    sql: string,
+    params: (string | null)[],
+    paramTypes: readonly number[],
+  ): Promise<QueryResult> {
     const session = this.session!;
     const abort = new AbortController();
     this.statementAbort = abort;
@@ -1074,7 +1089,7 @@ class Connection {
       const loseAnswer = this.ctx.faults.countStatement();
       const dropAfterMs = this.ctx.faults.takeDropDuring(sql);
       this.ctx.stats.statements++;
-      const work = this.ctx.engine.execute(session, sql, params);
+      const work = this.ctx.engine.execute(session, sql, params, paramTypes);
       if (dropAfterMs !== undefined) {
         work.catch(() => undefined);
         await sleep(dropAfterMs, this.sessionAbort.signal);

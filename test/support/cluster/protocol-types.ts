@@ -106,5 +106,11 @@ export interface Engine {
    * (outside quotes) and calls this once per statement. Params are the
    * text-format bind values of the extended protocol (null for NULL).
    */
-  execute(session: SessionInfo, sql: string, params: readonly (string | null)[]): Promise<QueryResult>;
+  execute(
+    session: SessionInfo,
+    sql: string,
+    params: readonly (string | null)[],
+    /** OIDs the client declared for the parameters at Parse; 0 or missing: not declared. */
+    paramTypes?: readonly number[],
+  ): Promise<QueryResult>;
 }

@@ -4,6 +4,38 @@ import { SqlError } from './protocol-types.js';
 /** A string literal or a `$n` placeholder (optionally `::STRING`), as it appears in SQL. */
 export const VALUE = String.raw`(?:\$\d+(?:::STRING)?|'(?:[^']|'')*'|-?\d+(?:\.\d+)?)`;
 
+const IDENT_PART = String.raw`(?:[A-Za-z_][\w$]*|"(?:[^"]|"")*"|\*)`;
+const QUALIFIED = String.raw`(?!(?:INTO|TO|DATABASE|TABLE)\b)${IDENT_PART}(?:\.${IDENT_PART}){0,2}`;
+/** Bare BACKUP table targets: `t`, `db.t`, `db.sch.t`, `db.*`, comma-separated. */
+export const BARE_TARGETS = String.raw`${QUALIFIED}(?:\s*,\s*${QUALIFIED})*`;
+
+/** `db."My Sch".t` → `['db', 'My Sch', 't']` (each part as parseIdent reads it; `*` kept). */
+export function splitQualified(text: string): string[] {
+  const parts: string[] = [];
+  let cur = '';
+  let quoted = false;
+  const t = text.trim();
+  for (let i = 0; i < t.length; i++) {
+    const c = t[i]!;
+    if (c === '"') {
+      if (quoted && t[i + 1] === '"') {
+        cur += '""';
+        i++;
+        continue;
+      }
+      quoted = !quoted;
+    }
+    if (c === '.' && !quoted) {
+      parts.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += c;
+  }
+  parts.push(cur);
+  return parts.map((p) => (p.trim() === '*' ? '*' : parseIdent(p)));
+}
+
 export function resolveValue(token: string, params: readonly (string | null)[]): string | null {
   const t = token.trim();
   const ph = /^\$(\d+)(?:::STRING)?$/i.exec(t);
