@@ -297,28 +297,34 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
       signal: ctx.signal,
     });
 
+  // With WHEN COMPLETE the job just created is waited on at once: a read before the first wait
+  // would cost a statement and tell nothing the read after it does not.
+  let readNow = !whenComplete;
   try {
     if (!whenComplete) await ctx.clock.sleep(poller.firstDelay(), ctx.signal);
     for (;;) {
       if (ctx.signal.aborted) return { kind: 'aborted', job: last };
       if (ctx.clock.now() >= deadline) return { kind: 'timeout', job: last, reason: 'timeout' };
 
-      const job = await reconnecting(`the wait for job ${ctx.jobId}`, (s) => readJob(s, ctx.jobId));
-      if (!job) return { kind: 'vanished', job: last };
-      last = job;
-      ctx.onRead?.(job);
-      poller.observe(job, ctx.clock.now());
-      if (TERMINAL_STATUSES.has(job.status)) return { kind: 'terminal', job };
+      if (readNow) {
+        const job = await reconnecting(`the wait for job ${ctx.jobId}`, (s) => readJob(s, ctx.jobId));
+        if (!job) return { kind: 'vanished', job: last };
+        last = job;
+        ctx.onRead?.(job);
+        poller.observe(job, ctx.clock.now());
+        if (TERMINAL_STATUSES.has(job.status)) return { kind: 'terminal', job };
 
-      warnOnceAboutState(job, warned, ctx.log);
-      if (HELD_STATUSES.has(job.status)) {
-        heldSince ??= ctx.clock.now();
-        if (ctx.clock.now() - heldSince >= ctx.pausedTimeoutMs) {
-          return { kind: 'timeout', job, reason: 'paused-timeout' };
+        warnOnceAboutState(job, warned, ctx.log);
+        if (HELD_STATUSES.has(job.status)) {
+          heldSince ??= ctx.clock.now();
+          if (ctx.clock.now() - heldSince >= ctx.pausedTimeoutMs) {
+            return { kind: 'timeout', job, reason: 'paused-timeout' };
+          }
+        } else {
+          heldSince = undefined;
         }
-      } else {
-        heldSince = undefined;
       }
+      readNow = true;
 
       const now = ctx.clock.now();
       const pausedLeft =

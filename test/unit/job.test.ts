@@ -136,7 +136,9 @@ describe('waitForJob', () => {
     });
     expect(out.kind).toBe('terminal');
     const texts = connector.sessions[0]!.log.map((s) => s.text);
-    expect(texts.filter((t) => t.startsWith('SHOW JOB WHEN COMPLETE'))).toHaveLength(2);
+    // The new job is waited on at once (no read before the first wait); a read follows each wait.
+    expect(texts.slice(0, 2)).toEqual(['SET statement_timeout = 15000', 'SHOW JOB WHEN COMPLETE $1']);
+    expect(texts.filter((t) => t.startsWith('SHOW JOB WHEN COMPLETE'))).toHaveLength(3);
     // The timeout is set once, not before every wait.
     expect(texts.filter((t) => t === 'SET statement_timeout = 15000')).toHaveLength(1);
   });
