@@ -726,24 +726,16 @@ function readAwsCredentials(
 
 function parseEndpoint(value: string): string | undefined {
   if (value === '') return undefined;
-  let url: URL;
   try {
-    url = new URL(value);
+    new URL(value);
   } catch {
     throw new InputError(
       's3-endpoint',
       `"${clip(value)}" is not a URL. Write one such as https://minio.example.com:9000.`,
     );
   }
-  if (
-    !/^https?:\/\/[^/]/i.test(value) ||
-    /[?#@]/.test(value) ||
-    !/^https?:$/.test(url.protocol) ||
-    url.username ||
-    url.password ||
-    url.search ||
-    url.hash
-  ) {
+  // On the text as written, since that is what goes to the cluster: no credentials (@), query or fragment.
+  if (!/^https?:\/\/[^/]/i.test(value) || /[?#@]/.test(value)) {
     throw new InputError(
       's3-endpoint',
       'must be an http(s):// URL without credentials, query or fragment, e.g. https://minio.example.com:9000.',

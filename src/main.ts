@@ -4,7 +4,7 @@
  * module mocks.
  */
 import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
-import type { Clock, Connector, SqlSession } from './cluster.js';
+import type { Clock, Connector, LinkLogger, SqlSession } from './cluster.js';
 import { ApplicationNames, ClusterLink, errorText, parseClusterVersion, versionAtLeast } from './cluster.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import {
@@ -186,6 +186,8 @@ class Step {
   private jobId: string | undefined;
   private owned = false;
   private store: Promise<ObjectStore> | undefined;
+  /** What the cluster link, the submission and the wait log through: scrubbed like every other line. */
+  private readonly logger: LinkLogger = { info: (m) => this.log(m), warning: (m) => this.warn(m) };
 
   constructor(
     private readonly deps: Deps,
@@ -203,9 +205,7 @@ class Step {
   }
 
   private newLink(connection: Config['connection']): ClusterLink {
-    // Reconnect messages quote pg's errors: they go through the scrubber like every other line.
-    const log = { info: (m: string) => this.log(m), warning: (m: string) => this.warn(m) };
-    return new ClusterLink(this.deps.connector, connection, this.names, this.deps.clock, log, {
+    return new ClusterLink(this.deps.connector, connection, this.names, this.deps.clock, this.logger, {
       connectTimeoutMs: this.timings.connectTimeoutMs,
       random: this.deps.random,
     });
@@ -472,7 +472,7 @@ class Step {
         capture,
         matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
         clock: this.deps.clock,
-        log: { info: (m) => this.log(m), warning: (m) => this.warn(m) },
+        log: this.logger,
         signal: this.deps.signal,
         sessionGoneTimeoutMs: this.timings.sessionGoneTimeoutMs,
         reconnectBudgetMs: this.timings.reconnectBudgetMs,
@@ -523,10 +523,7 @@ class Step {
       timeoutMs: this.config.timeoutMs,
       pausedTimeoutMs: this.config.pausedTimeoutMs,
       clock: this.deps.clock,
-      log: {
-        info: (m: string) => this.log(m),
-        warning: (m: string) => this.warn(m),
-      },
+      log: this.logger,
       signal: this.deps.signal,
       onRead: (job: JobRow) => progress.update(job),
       reconnectBudgetMs: this.timings.reconnectBudgetMs,
