@@ -226,7 +226,7 @@ function renderPrune(p: PruneSummary): string[] {
 }
 
 /** `AccessDenied × 980, InternalError × 2`, most frequent first. */
-function countByCode(codes: string[]): string {
+export function countByCode(codes: string[]): string {
   const n = new Map<string, number>();
   for (const c of codes) n.set(c, (n.get(c) ?? 0) + 1);
   return [...n]

@@ -226,12 +226,11 @@ export interface Chain {
   newestEndTime: Date;
   hasManifest: boolean;
   /**
-   * Whether `incrementals/<fullSubdir>/` and the chain's backup index folders exist, as the walk
-   * saw them; a folder known to be absent is not listed again. Undefined: unknown, listed.
+   * Whether `incrementals/<fullSubdir>/` exists, and which index roots (of INDEX_ROOTS) hold a
+   * folder for this chain, as the walk saw them; a folder known to be absent is not listed
+   * again. Undefined: unknown, listed.
    */
   hasIncrementalsFolder?: boolean;
-  hasIndexFolder?: boolean;
-  /** The index roots (of INDEX_ROOTS) that hold a folder for this chain, when the walk saw them. */
   indexRoots?: string[];
   sizeBytes?: number;
   objectCount?: number;
@@ -261,7 +260,7 @@ export async function listChains(store: ObjectStore, prefix: string): Promise<Ch
           newestEndTime: end,
           hasManifest: await hasObject(store, `${prefix}${year}/${month}/${day}/`, 'BACKUP_MANIFEST'),
           hasIncrementalsFolder: false,
-          hasIndexFolder: false,
+          indexRoots: [],
         });
       }
     }
@@ -273,9 +272,7 @@ export async function listChains(store: ObjectStore, prefix: string): Promise<Ch
     if (!present) continue;
     const indexed = new Set(await childNames(store, `${prefix}${indexRoot}`));
     for (const c of chains.values()) {
-      if (!indexed.has(indexName(c.fullSubdir))) continue;
-      c.hasIndexFolder = true;
-      (c.indexRoots ??= []).push(indexRoot);
+      if (indexed.has(indexName(c.fullSubdir))) (c.indexRoots ??= []).push(indexRoot);
     }
   }
   return [...chains.values()].sort((a, b) => a.newestEndTime.getTime() - b.newestEndTime.getTime());
@@ -528,8 +525,9 @@ export async function executePrune(
       result.interrupted = { during: `listing the objects of chain ${chain.fullSubdir}`, error: err };
       break;
     }
-    chain.objectCount = outcome.objects = keys.length;
-    chain.sizeBytes = outcome.sizeBytes = keys.reduce((n, k) => n + k.size, 0);
+    recordSize(chain, keys);
+    outcome.objects = chain.objectCount!;
+    outcome.sizeBytes = chain.sizeBytes!;
     if (opts.dryRun) continue;
     const t: Tracked = { outcome, outstanding: 0, failures: 0, manifests: [] };
     for (const { key } of keys) {
@@ -570,11 +568,12 @@ export async function executePrune(
  * of its folders.
  */
 export async function measureChains(store: ObjectStore, prefix: string, chains: Chain[]): Promise<void> {
-  for (const chain of chains) {
-    const keys = await chainKeys(store, prefix, chain);
-    chain.objectCount = keys.length;
-    chain.sizeBytes = keys.reduce((n, k) => n + k.size, 0);
-  }
+  for (const chain of chains) recordSize(chain, await chainKeys(store, prefix, chain));
+}
+
+function recordSize(chain: Chain, keys: { size: number }[]): void {
+  chain.objectCount = keys.length;
+  chain.sizeBytes = keys.reduce((n, k) => n + k.size, 0);
 }
 
 async function chainKeys(
@@ -585,10 +584,8 @@ async function chainKeys(
   const full = trimSlashes(chain.fullSubdir);
   const folders = [`${prefix}${full}/`];
   if (chain.hasIncrementalsFolder !== false) folders.push(`${prefix}incrementals/${full}/`);
-  if (chain.hasIndexFolder !== false) {
-    for (const indexRoot of chain.indexRoots ?? INDEX_ROOTS)
-      folders.push(`${prefix}${indexRoot}${indexName(chain.fullSubdir)}/`);
-  }
+  for (const indexRoot of chain.indexRoots ?? INDEX_ROOTS)
+    folders.push(`${prefix}${indexRoot}${indexName(chain.fullSubdir)}/`);
   const out: { key: string; size: number }[] = [];
   for (const folder of folders) {
     for await (const e of store.list(folder))

@@ -9,6 +9,7 @@ import { storageSettings } from './destination.js';
 import type { CaptureTime } from './job.js';
 import { parseClusterTime } from './job.js';
 import type { PruneSummary } from './report.js';
+import { countByCode } from './report.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
 import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
@@ -346,18 +347,12 @@ function chainOutcomeText(o: ChainOutcome, result: PruneResult): string {
 /** The one line that fails the step when objects could not be deleted. */
 function deleteFailureMessage(s: PruneSummary): string {
   const chains = s.deleted.filter((c) => c.outcome !== 'deleted').map((c) => `${c.path} ${c.outcome}`);
-  const codes = countBy((s.failedObjects ?? []).map((f) => f.code));
+  const codes = countByCode((s.failedObjects ?? []).map((f) => f.code));
   return (
     `${PRUNE_FAILED}: ${s.failures.length} object(s) could not be deleted (${codes}); ` +
     `chain(s) ${chains.join(', ')}. Their BACKUP_MANIFEST is kept, so they are still recognised as complete backups and pruning retries them next run. ` +
     `First: ${s.failures[0] ?? ''}`
   );
-}
-
-function countBy(codes: string[]): string {
-  const n = new Map<string, number>();
-  for (const c of codes) n.set(c, (n.get(c) ?? 0) + 1);
-  return [...n].map(([c, k]) => `${c} × ${k}`).join(', ');
 }
 
 function formatCounts(counts: Record<string, number>): string {

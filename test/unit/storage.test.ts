@@ -322,7 +322,7 @@ describe('storage against the S3 test server', () => {
     });
     const st = await store();
     const chains = await listChains(st, 'small/');
-    expect(chains.every((c) => c.hasIncrementalsFolder === false && c.hasIndexFolder === false)).toBe(true);
+    expect(chains.every((c) => c.hasIncrementalsFolder === false && c.indexRoots?.length === 0)).toBe(true);
     const plan = planPrune(chains, { keepLast: 10, now: new Date(), protectFullSubdir: subdirs[59]! });
     s3.resetCounts();
     const result = await executePrune(st, 'small/', plan, { dryRun: false });
@@ -343,7 +343,7 @@ describe('storage against the S3 test server', () => {
     });
     const st = await store();
     const chains = await listChains(st, 'idx/');
-    expect(chains.every((c) => c.hasIncrementalsFolder && c.hasIndexFolder)).toBe(true);
+    expect(chains.every((c) => c.hasIncrementalsFolder && c.indexRoots?.join() === 'index/')).toBe(true);
     const plan = planPrune(chains, { keepLast: 1, now: new Date(), protectFullSubdir: subdirs[2]! });
     const result = await executePrune(st, 'idx/', plan, { dryRun: false });
     expect(result.chains.map((c) => [c.state, c.objects])).toEqual([
