@@ -10,6 +10,7 @@ import type { CaptureTime } from './job.js';
 import { parseClusterTime } from './job.js';
 import type { PruneSummary } from './report.js';
 import { countByCode } from './report.js';
+import { errorLine } from './secrets.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
 import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
@@ -82,11 +83,10 @@ export async function verifyBackup(v: VerifyInput): Promise<VerifyOutcome> {
 
 /** One line for an error of the cluster (with its SQLSTATE) or of S3 (with its code and HTTP status). */
 function failureText(err: unknown): string {
-  const e = err as { code?: unknown; $metadata?: unknown };
+  const e = err as { $metadata?: unknown };
   if ((e && typeof e === 'object' && e.$metadata !== undefined) || isMissingCredentials(err))
     return storageErrorText(err);
-  const text = describeErrorPlain(err);
-  return typeof e?.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? `${text} [SQLSTATE ${e.code}]` : text;
+  return errorLine(err);
 }
 
 const query = (v: VerifyInput, stmt: Statement) =>
