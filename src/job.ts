@@ -11,7 +11,9 @@ import {
   cancelJobStatement,
   formatTimestampMicros,
   jobByIdStatement,
+  restoreStatementTimeoutStatement,
   sessionsByApplicationStatement,
+  showStatementTimeoutStatement,
   statementTimeoutStatement,
   unfinishedBackupsStatement,
   whenCompleteStatement,
@@ -346,13 +348,32 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
   } catch (err) {
     if (err instanceof AbortedError) return { kind: 'aborted', job: last };
     throw err;
+  } finally {
+    if (!ctx.signal.aborted) await restoreStatementTimeout(ctx, timeoutSetting);
   }
 }
 
-/** The statement_timeout last set, and on which session: a reconnect needs it set again. */
+/** The statement_timeout last set, on which session, and what that session had before. */
 interface TimeoutSetting {
   session?: SqlSession;
   ms?: number;
+  original?: string;
+}
+
+/**
+ * Put back the session's own statement_timeout: verification (`SHOW BACKUP … WITH check_files` can
+ * take minutes), a BACKUP after if-running: wait and pruning run on this session next. When that
+ * cannot be done, the session is dropped, so that the next statement runs on a fresh one.
+ */
+async function restoreStatementTimeout(ctx: WaitContext, setting: TimeoutSetting): Promise<void> {
+  const session = setting.session;
+  if (session === undefined || setting.original === undefined || session.broken) return;
+  setting.session = undefined;
+  try {
+    await session.query(restoreStatementTimeoutStatement(setting.original), { clientTimeoutMs: 5_000 });
+  } catch {
+    ctx.link.abandon();
+  }
 }
 
 /** One bounded `SHOW JOB WHEN COMPLETE`; returns why it cannot be used, if the cluster refuses it. */
@@ -365,6 +386,11 @@ async function waitWhenComplete(
   try {
     await reconnecting(`the wait for job ${ctx.jobId}`, async (s) => {
       if (setting.session !== s || setting.ms !== waitMs) {
+        // What the session had (0, or set by the connection string's options), to put back after the wait.
+        if (setting.session !== s) {
+          const rows = await s.query(showStatementTimeoutStatement());
+          setting.original = String(rows[0]?.statement_timeout ?? '0');
+        }
         await s.query(statementTimeoutStatement(waitMs));
         setting.session = s;
         setting.ms = waitMs;

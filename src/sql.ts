@@ -147,6 +147,18 @@ export function statementTimeoutStatement(ms: number): Statement {
   return { text: `SET statement_timeout = ${ms}`, params: [] };
 }
 
+export function showStatementTimeoutStatement(): Statement {
+  return { text: 'SHOW statement_timeout', params: [] };
+}
+
+/** Put back a statement_timeout as SHOW gave it: milliseconds, or an interval text such as `1m30s`. */
+export function restoreStatementTimeoutStatement(shown: string): Statement {
+  const value = shown.trim();
+  if (/^\d+$/.test(value)) return { text: `SET statement_timeout = ${value}`, params: [] };
+  if (!/^[0-9a-zA-Z.:]+$/.test(value)) throw new Error(`internal: unexpected statement_timeout ${shown}`);
+  return { text: `SET statement_timeout = '${value}'`, params: [] };
+}
+
 export function grantStatements(
   role: string,
   need: {

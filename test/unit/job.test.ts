@@ -119,6 +119,8 @@ describe('waitForJob', () => {
     let reads = 0;
     const { link, clock, connector } = linkFor((stmt) => {
       if (stmt.text.startsWith('SET statement_timeout')) return [];
+      // The session's own setting (e.g. from the connection string's options), put back after the wait.
+      if (stmt.text === 'SHOW statement_timeout') return [{ statement_timeout: '250000' }];
       if (stmt.text.startsWith('SHOW JOB WHEN COMPLETE')) {
         clock.t += 15_000;
         throw sqlError('57014', 'query execution canceled due to statement timeout');
@@ -137,10 +139,15 @@ describe('waitForJob', () => {
     expect(out.kind).toBe('terminal');
     const texts = connector.sessions[0]!.log.map((s) => s.text);
     // The new job is waited on at once (no read before the first wait); a read follows each wait.
-    expect(texts.slice(0, 2)).toEqual(['SET statement_timeout = 15000', 'SHOW JOB WHEN COMPLETE $1']);
+    expect(texts.slice(0, 3)).toEqual([
+      'SHOW statement_timeout',
+      'SET statement_timeout = 15000',
+      'SHOW JOB WHEN COMPLETE $1',
+    ]);
     expect(texts.filter((t) => t.startsWith('SHOW JOB WHEN COMPLETE'))).toHaveLength(3);
-    // The timeout is set once, not before every wait.
+    // The timeout is set once, not before every wait, and the session's own value is put back at the end.
     expect(texts.filter((t) => t === 'SET statement_timeout = 15000')).toHaveLength(1);
+    expect(texts[texts.length - 1]).toBe('SET statement_timeout = 250000');
   });
 
   it('falls back to polling when WHEN COMPLETE is refused', async () => {

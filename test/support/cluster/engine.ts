@@ -128,6 +128,7 @@ export class CockroachEngine implements Engine {
   private license: boolean;
   private jobDurationMs: number;
   private jobDurationJitterMs = 0;
+  private backupReadMsPerFile = 2;
   private readonly recheckMs: number;
   private sessionLingerMs: number;
   private nextJobId = 1012345678901234567n + BigInt(Math.floor(Math.random() * 1e6)) * 1000n;
@@ -164,6 +165,14 @@ export class CockroachEngine implements Engine {
   }
   setLicense(on: boolean): void {
     this.license = on;
+  }
+  /**
+   * How long SHOW BACKUP(S) takes per file it reads: every layer's manifest, and with check_files
+   * every file of every layer (show-backup.md: check_files "validates that all files belonging to a
+   * backup are in the expected location in storage"; on a real cluster it sizes each one).
+   */
+  setBackupReadDelay(msPerFile: number): void {
+    this.backupReadMsPerFile = msPerFile;
   }
   /** Jobs run this long; with jitter, each job adds a random 0..jitterMs, so job ends do not line up with re-checks. */
   setJobDuration(ms: number, jitterMs = 0): void {
@@ -335,7 +344,8 @@ export class CockroachEngine implements Engine {
     this.statementLog.push(entry);
     session.current = entry;
     const started = Date.now();
-    return this.dispatch(session, sql, params, started);
+    const work = this.dispatch(session, sql, params, started);
+    return withStatementTimeout(work, this.statementDeadline(session, started) - started);
   }
 
   private async dispatch(
@@ -1408,6 +1418,8 @@ export class CockroachEngine implements Engine {
   private async showBackups(s: Session, uri: string): Promise<QueryResult> {
     const store = this.destinationFor(s, uri);
     const paths = await storageCall(() => store.fullBackups());
+    // One manifest read per full backup listed.
+    await sleep(this.backupReadMsPerFile * paths.length);
     return {
       fields: [{ name: 'path', typeOid: Oid.text }],
       rows: paths.map((p) => [p]),
@@ -1458,6 +1470,8 @@ export class CockroachEngine implements Engine {
       }
     }
     const checkFiles = opts.has('check_files');
+    const filesRead = layers.reduce((n, l) => n + 1 + (checkFiles ? l.manifest.files.length : 0), 0);
+    await sleep(this.backupReadMsPerFile * filesRead);
     if (checkFiles) {
       const missing: string[] = [];
       for (const layer of layers) {
@@ -1533,6 +1547,31 @@ export class CockroachEngine implements Engine {
 }
 
 class Cancelled extends Error {}
+
+/**
+ * CockroachDB applies the session's statement_timeout to every statement ("statement_timeout: the
+ * amount of time a statement can run before being stopped", docs src/current/v25.2/session-variables.md;
+ * pkg/sql/conn_executor_exec.go cancels the statement's context when the timer fires): 57014.
+ */
+function withStatementTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  if (!(ms > 0) || !Number.isFinite(ms)) return work;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      work.catch(() => undefined);
+      reject(new SqlError('57014', 'query execution canceled due to statement timeout'));
+    }, ms);
+    work.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
 
 interface BackupOptions {
   detached: boolean;
