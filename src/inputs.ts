@@ -186,7 +186,7 @@ function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistr
   for (const name of SECRET_INPUTS) {
     const value = (getInput(name) ?? '').trim();
     secrets.add(value);
-    if (name.endsWith('connection-string')) secrets.add(passwordOf(value));
+    if (name.endsWith('connection-string')) for (const v of connectionSecrets(value)) secrets.add(v);
   }
   secrets.add(env.AWS_SECRET_ACCESS_KEY);
   secrets.add(env.AWS_SESSION_TOKEN);
@@ -201,9 +201,35 @@ function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistr
   }
 }
 
-function passwordOf(connectionString: string): string | undefined {
-  const m = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(connectionString);
-  return m ? safeDecode(m[1]!) : undefined;
+/** Query parameters that carry a secret in libpq's and pg's vocabulary (password, sslpassword, sslkey…). */
+const SECRET_PARAM = /pass|secret|token|key/i;
+
+/**
+ * Every secret part of a connection string, as the driver reads it: the
+ * password is the userinfo up to the LAST `@` (WHATWG URL parsing, which both
+ * this action's parser and pg-connection-string use), so
+ * `postgresql://root:Pa55@w0rd!x@host/db` logs in with `Pa55@w0rd!x`. pg also
+ * takes `?password=` and `?sslpassword=`; they are rejected below, but their
+ * values are masked first, as is the userinfo before the first `@` that a
+ * reader might take for the password.
+ */
+export function connectionSecrets(connectionString: string): string[] {
+  const found: string[] = [];
+  const naive = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(connectionString);
+  if (naive) found.push(naive[1]!, safeDecode(naive[1]!));
+  try {
+    const url = new URL(connectionString);
+    if (url.password) found.push(url.password, connectionPassword(url));
+    for (const [key, value] of url.searchParams) if (SECRET_PARAM.test(key)) found.push(value);
+  } catch {
+    // Not a URL: the whole string is registered as the secret.
+  }
+  return [...new Set(found.filter((v) => v !== ''))];
+}
+
+/** The password handed to the driver: the URL's userinfo password, percent-decoded. */
+function connectionPassword(url: URL): string {
+  return safeDecode(url.password);
 }
 
 function safeDecode(s: string): string {
@@ -482,6 +508,13 @@ function parseConnectionString(
         name,
         `application_name is set by the action itself (so the DBA sees the workflow run). Remove it.`,
       );
+    } else if (key === 'options' && optionKeys(v).includes('application_name')) {
+      // The server applies startup parameters in order and pg sends options after application_name,
+      // so this would replace the name the lost-answer procedure looks the submitting session up by.
+      throw new InputError(
+        name,
+        `options sets application_name, which the action sets itself (so the DBA sees the workflow run, and a lost BACKUP answer can be traced to its session). Remove it from options.`,
+      );
     } else if (key === 'connect_timeout' && !/^\d{1,4}$/.test(v)) {
       throw new InputError(
         name,
@@ -496,7 +529,7 @@ function parseConnectionString(
       );
     }
   }
-  const password = url.password ? safeDecode(url.password) : undefined;
+  const password = url.password ? connectionPassword(url) : undefined;
   return {
     input: name,
     host,
@@ -509,6 +542,34 @@ function parseConnectionString(
     ...(tls.clientCert !== undefined ? { clientCert: tls.clientCert, clientKey: tls.clientKey } : {}),
     params,
   };
+}
+
+/**
+ * The session variables an `options` startup parameter sets, read as
+ * CockroachDB reads it (pkg/sql/pgwire/pre_serve_options.go, parseOptions):
+ * query-unescaped, split on unescaped spaces, each `-c key=value`,
+ * `-ckey=value` or `--key=value`, the key lower-cased with `-` read as `_`.
+ * Malformed options are left for the server to refuse.
+ */
+export function optionKeys(options: string): string[] {
+  let raw: string;
+  try {
+    raw = decodeURIComponent(options.replace(/\+/g, ' '));
+  } catch {
+    return [];
+  }
+  const words: string[] = [];
+  for (const m of raw.matchAll(/(?:\\.|[^\s\\])+/gs)) words.push(m[0].replace(/\\(.)/gs, '$1'));
+  const keys: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    let word = words[i]!;
+    if (word === '-c') word = words[++i] ?? '';
+    else if (word.startsWith('--') || word.startsWith('-c')) word = word.slice(2);
+    else continue;
+    const eq = word.indexOf('=');
+    if (eq > 0) keys.push(word.slice(0, eq).toLowerCase().replace(/-/g, '_'));
+  }
+  return keys;
 }
 
 function transportWarnings(c: ConnectionConfig): string[] {

@@ -152,6 +152,19 @@ export interface SubmitContext {
   sessionGoneTimeoutMs: number;
   reconnectBudgetMs: number;
   maxAttempts?: number;
+  /**
+   * False when sessions do not carry the action's application_name: the lost
+   * session cannot be looked for, so a job that appears late cannot be ruled out.
+   */
+  mayResubmit?: boolean;
+}
+
+/** The BACKUP may or may not have created a job, and submitting again could make a second one. */
+export class SubmissionUncertain extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SubmissionUncertain';
+  }
 }
 
 export interface Submitted {
@@ -193,6 +206,12 @@ export async function submitBackup(ctx: SubmitContext): Promise<Submitted> {
         const job = found[0]!;
         ctx.log.info(`Found job ${job.jobId} (${job.status}) created by the lost submission; adopting it.`);
         return { jobId: job.jobId, adopted: true, attempts: attempt };
+      }
+      if (ctx.mayResubmit === false) {
+        throw new SubmissionUncertain(
+          `The answer to BACKUP was lost and no job created by it was found, but the session did not carry the action's application_name, so it cannot be known whether that BACKUP still creates one. ` +
+            `Not submitting again, to avoid a second backup job: check SHOW JOBS for a BACKUP job AS OF SYSTEM TIME '${ctx.capture.literal}' and run the step again.`,
+        );
       }
       ctx.log.info(
         `No job was created by the lost submission (after ${Math.round((ctx.clock.now() - sentAt) / 1000)}s); submitting again.`,

@@ -24,6 +24,7 @@ import {
   jobDurationSeconds,
   parseClusterTime,
   resolveCaptureTime,
+  SubmissionUncertain,
   submitBackup,
   waitForJob,
 } from './job.js';
@@ -185,6 +186,8 @@ class Step {
   private destination: BackupDestination | undefined;
   private jobId: string | undefined;
   private owned = false;
+  /** False when the session does not carry the action's application_name (see checkApplicationName). */
+  private applicationNameCarried = true;
   private store: Promise<ObjectStore> | undefined;
   /** What the cluster link, the submission and the wait log through: scrubbed like every other line. */
   private readonly logger: LinkLogger = { info: (m) => this.log(m), warning: (m) => this.warn(m) };
@@ -330,7 +333,25 @@ class Step {
     this.log(
       `Connected to ${v.full} as ${this.config.connection.user} (application_name "${session.applicationName}").`,
     );
+    await this.checkApplicationName(session);
     return session;
+  }
+
+  /**
+   * The lost-answer procedure finds the submitting session by its
+   * application_name: a session that does not carry it (a pooler that drops
+   * it, a server-side default) makes "no such session" meaningless, so a
+   * lost answer is then never followed by a second BACKUP.
+   */
+  private async checkApplicationName(session: SqlSession): Promise<void> {
+    const rows = await session.query({ text: 'SHOW application_name', params: [] });
+    const actual = String(rows[0]?.application_name ?? '');
+    if (actual === session.applicationName) return;
+    this.applicationNameCarried = false;
+    this.warn(
+      `The session's application_name is "${actual}", not "${session.applicationName}" (a connection pooler or proxy may not pass it on). ` +
+        'Should the answer to BACKUP be lost, the step will look for the job it created but will not submit again.',
+    );
   }
 
   private async grant(): Promise<void> {
@@ -476,10 +497,12 @@ class Step {
         signal: this.deps.signal,
         sessionGoneTimeoutMs: this.timings.sessionGoneTimeoutMs,
         reconnectBudgetMs: this.timings.reconnectBudgetMs,
+        mayResubmit: this.applicationNameCarried,
       });
       this.jobId = submitted.jobId;
       this.owned = true;
     } catch (err) {
+      if (err instanceof SubmissionUncertain) throw new StepFailure(err.message);
       const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
       throw new StepFailure(`BACKUP was refused: ${withAdvice(describeError(err, this.secrets), advice)}`);
     }

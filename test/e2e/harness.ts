@@ -5,7 +5,7 @@
  * would publish it, or in SQL text the cluster received.
  */
 import type { ActionRunOptions, ActionRunResult, RunningAction } from '../support/action-runner.js';
-import { startAction } from '../support/action-runner.js';
+import { startAction, workflowCommands } from '../support/action-runner.js';
 import type { TestCluster, TestClusterOptions } from '../support/cluster/index.js';
 import { startTestCluster } from '../support/cluster/index.js';
 import type { S3TestServer } from '../support/s3/server.js';
@@ -76,8 +76,12 @@ export function secretsOf(opts: ActionRunOptions, extra: string[] = []): string[
     values.push(v);
     if (name.endsWith('connection-string')) {
       try {
-        const pw = decodeURIComponent(new URL(v).password);
+        // As the driver reads it: the userinfo up to the last `@`, and pg's password-like parameters.
+        const url = new URL(v);
+        const pw = decodeURIComponent(url.password);
         if (pw) values.push(pw);
+        for (const [key, value] of url.searchParams)
+          if (/pass|secret|token|key/i.test(key)) values.push(value);
       } catch {
         // a malformed connection string is itself the secret
       }
@@ -108,8 +112,24 @@ export interface LeakReport {
   form: string;
 }
 
-/** Where any secret form appears in what the runner would publish (`::add-mask::` lines aside). */
+/**
+ * Where any secret form appears in what the runner would publish (`::add-mask::` lines aside),
+ * and, once the action has registered masks at all, every secret it was given that the runner
+ * was not told to mask: text the action does not control (a cluster's error, pg's own messages)
+ * is only masked by the runner.
+ */
 export function findLeaks(result: ActionRunResult, secrets: string[]): LeakReport[] {
+  const masks = new Set(workflowCommands(result.stdout, 'add-mask'));
+  const unmasked =
+    masks.size === 0
+      ? []
+      : secrets
+          .filter((s) => !s.includes('\n') && !masks.has(s))
+          .map((s) => ({ where: '::add-mask:: (never registered)', form: redactForReport(s) }));
+  return [...unmasked, ...findPublished(result, secrets)];
+}
+
+function findPublished(result: ActionRunResult, secrets: string[]): LeakReport[] {
   const published = {
     stdout: result.stdout
       .split('\n')

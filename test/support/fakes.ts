@@ -26,6 +26,8 @@ export class FakeSession implements SqlSession {
   async query(stmt: Statement): Promise<Row[]> {
     if (this.broken) throw new Error('Connection terminated');
     this.log.push(stmt);
+    // A server carries the application_name it was given at startup.
+    if (stmt.text === 'SHOW application_name') return [{ application_name: this.applicationName }];
     return this.respond(stmt, this);
   }
   async close(): Promise<void> {

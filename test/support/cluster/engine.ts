@@ -7,6 +7,7 @@ import type { Profile } from './profiles.js';
 import { controlJobAsSystemPrivilege, versionString } from './profiles.js';
 import type { Engine, Field, Notice, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
 import { DropConnection, Oid, SqlError } from './protocol-types.js';
+import { sessionDefaults } from './startup.js';
 import type { S3Destination } from './jobs.js';
 import { JobStorage, parseDestination, passphraseHash, runBackup, sanitizeUri } from './jobs.js';
 import {
@@ -179,6 +180,17 @@ export class CockroachEngine implements Engine {
     this.jobDurationMs = ms;
     this.jobDurationJitterMs = jitterMs;
   }
+  /**
+   * Fault: startup parameters with these names are ignored, as behind a connection pooler that does
+   * not forward them (PgBouncer without application_name tracking): the session keeps the default.
+   */
+  ignoreStartupParams(names: readonly string[]): void {
+    this.ignoredStartupParams = new Set(names);
+  }
+  private ignoredStartupParams = new Set<string>();
+  private startupFilter(params: ReadonlyMap<string, string>): Map<string, string> {
+    return new Map([...params].filter(([k]) => !this.ignoredStartupParams.has(k)));
+  }
   setSessionLinger(ms: number): void {
     this.sessionLingerMs = ms;
   }
@@ -283,7 +295,7 @@ export class CockroachEngine implements Engine {
 
   startupParameters(session: SessionInfo): Record<string, string> {
     return {
-      application_name: session.startupParams.get('application_name') ?? '',
+      application_name: this.sessions.get(session.id)?.vars.get('application_name') ?? '',
       client_encoding: 'UTF8',
       crdb_version: this.version,
       DateStyle: 'ISO, MDY',
@@ -299,10 +311,11 @@ export class CockroachEngine implements Engine {
 
   openSession(session: SessionInfo): void {
     const vars = new Map<string, string>([
-      ['application_name', session.startupParams.get('application_name') ?? ''],
+      ['application_name', ''],
       ['statement_timeout', '0'],
       ['timezone', 'UTC'],
       ['intervalstyle', 'postgres'],
+      ...sessionDefaults(this.startupFilter(session.startupParams)),
     ]);
     this.sessions.set(session.id, { info: session, vars, inTxn: false, started: nowMicros() });
   }

@@ -729,7 +729,12 @@ class Connection {
     try {
       this.openSession(startup);
     } catch (err) {
-      await this.sendFatalAndClose(new SqlError('XX000', err instanceof Error ? err.message : String(err)));
+      // A refused startup option (08P01) keeps its code, as CockroachDB sends it.
+      const error =
+        err instanceof SqlError
+          ? err
+          : new SqlError('XX000', err instanceof Error ? err.message : String(err));
+      await this.sendFatalAndClose(error);
       return;
     }
     await this.serveMessages();
