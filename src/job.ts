@@ -514,6 +514,10 @@ export class AdaptivePoller {
 export type CancelResult =
   | { kind: 'requested' }
   | { kind: 'already-finished'; status: string }
+  /** Already being rolled back: CockroachDB refuses a cancel of a reverting job, and needs none. */
+  | { kind: 'reverting' }
+  /** Still pause-requested at the deadline: CockroachDB cancels it only once it is paused. */
+  | { kind: 'pausing' }
   | { kind: 'refused'; message: string }
   /** `connectionLost`: the connection failed (worth another one), as opposed to an answer from the server. */
   | { kind: 'failed'; message: string; connectionLost?: boolean }
@@ -530,7 +534,18 @@ export const CANCEL_DEADLINE_MS = 5_000;
 /** Below this, another statement or connection attempt is not worth starting. */
 const CANCEL_MIN_STEP_MS = 100;
 
-/** CANCEL JOB on the given session, bounded by a short statement timeout. */
+/**
+ * How long before the deadline a cancel stops waiting for a pausing job, so that "pausing" is
+ * reported rather than the whole cancel timing out.
+ */
+const PAUSING_MARGIN_MS = 300;
+
+/**
+ * CANCEL JOB on the given session, bounded by a short statement timeout. CockroachDB cancels only
+ * pending, running and paused jobs (pkg/jobs/update.go, CancelRequested): a job on its way to pause
+ * (`pause-requested`) is refused, so the cancel is sent again until the job is paused or the
+ * deadline comes.
+ */
 export async function cancelJob(
   session: SqlSession,
   jobId: string,
@@ -539,20 +554,37 @@ export async function cancelJob(
 ): Promise<CancelResult> {
   // Each step gets its own timeout, capped by what is left of the whole cancel.
   const left = (): number => Math.max(1, Math.min(timeoutMs + 1000, deadline - Date.now()));
+  // Without a deadline of its own, the wait for a pausing job is bounded by the statement timeout.
+  const pauseDeadline = Math.min(deadline, Date.now() + Math.max(timeoutMs, CANCEL_DEADLINE_MS));
   try {
     const serverTimeout = Math.max(1, Math.min(timeoutMs, deadline - Date.now()));
     await session.query(statementTimeoutStatement(serverTimeout), { clientTimeoutMs: left() });
-    await session.query(cancelJobStatement(jobId), { clientTimeoutMs: left() });
-    return { kind: 'requested' };
   } catch (err) {
-    const message = errorText(err);
-    if (sqlState(err) === '42501') return { kind: 'refused', message };
-    const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(message);
-    if (m) return { kind: 'already-finished', status: m[1]! };
-    return isConnectionError(err)
-      ? { kind: 'failed', message, connectionLost: true }
-      : { kind: 'failed', message };
+    return cancelFailure(err);
   }
+  for (;;) {
+    try {
+      await session.query(cancelJobStatement(jobId), { clientTimeoutMs: left() });
+      return { kind: 'requested' };
+    } catch (err) {
+      const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(errorText(err));
+      if (m?.[1] !== 'pause-requested') return cancelFailure(err);
+      const pause = Math.min(250, pauseDeadline - PAUSING_MARGIN_MS - Date.now());
+      if (pause <= 0) return { kind: 'pausing' };
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+function cancelFailure(err: unknown): CancelResult {
+  const message = errorText(err);
+  if (sqlState(err) === '42501') return { kind: 'refused', message };
+  const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(message);
+  if (m?.[1] === 'reverting') return { kind: 'reverting' };
+  if (m) return { kind: 'already-finished', status: m[1]! };
+  return isConnectionError(err)
+    ? { kind: 'failed', message, connectionLost: true }
+    : { kind: 'failed', message };
 }
 
 export interface CancelRequest {
@@ -671,6 +703,13 @@ export function cancelResultText(result: CancelResult, jobId: string, why: strin
       return `CANCEL JOB ${jobId} sent (${why}); the cluster rolls the job back.`;
     case 'already-finished':
       return `Job ${jobId} had already ended (${result.status}); nothing to cancel.`;
+    case 'reverting':
+      return `Job ${jobId} is already being rolled back (reverting); nothing to cancel.`;
+    case 'pausing':
+      return (
+        `Job ${jobId} is pausing (pause-requested) and STILL NEEDS A CANCEL: CockroachDB cancels a job only once it is paused, ` +
+        `and it did not become paused in time. Cancel it once it is paused: CANCEL JOB ${jobId};`
+      );
     case 'refused':
       return (
         `Job ${jobId} is STILL RUNNING: ${user} may not cancel it (${result.message}). ` +

@@ -641,7 +641,7 @@ class Step {
     this.log(text);
     if (result.kind === 'requested') this.deps.io.saveState(STATE.owned, 'cancelled');
     // The post step tries again, whatever the main step's ending.
-    if (result.kind === 'timed-out' || result.kind === 'failed')
+    if (result.kind === 'timed-out' || result.kind === 'failed' || result.kind === 'pausing')
       this.deps.io.saveState(STATE.owned, 'cancel-pending');
     return text;
   }

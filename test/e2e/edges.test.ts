@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { E2eEnv } from './harness.js';
-import { runScenario, startE2eEnv } from './harness.js';
+import { runScenario, startE2eEnv, startScenario, until } from './harness.js';
 
 describe.each(['23.2', '25.2'] as const)('session settings on CockroachDB %s', (profile) => {
   let env: E2eEnv;
@@ -38,3 +38,57 @@ describe.each(['23.2', '25.2'] as const)('session settings on CockroachDB %s', (
     }
   });
 });
+
+describe.each(['22.2', '25.2'] as const)(
+  'cancelling a job on its way to pause on CockroachDB %s',
+  (profile) => {
+    let env: E2eEnv;
+    beforeAll(async () => {
+      env = await startE2eEnv({ profile, sessionLingerMs: 0 });
+    });
+    afterAll(async () => env?.close());
+
+    const jobsNow = () => env.cluster.jobs();
+    const jobById = (id: string) => jobsNow().find((j) => j.id === id)!;
+    const cancelled = ['cancel-requested', 'reverting', 'canceled'];
+
+    /** A long job, pause-requested for `pausingMs`, then SIGINT: the main step's cancel. */
+    const abortWhilePausing = async (pausingMs: number) => {
+      env.cluster.engine.setJobDuration(60_000);
+      const before = jobsNow().length;
+      const inputs = env.inputs({ collection: env.collection() });
+      const run = startScenario(env, { inputs });
+      await until(() => jobsNow().length > before, 20_000, 'a backup job');
+      const job = jobsNow()[before]!;
+      await until(() => jobById(job.id).status === 'running', 5000, 'the job running');
+      await until(() => run.stdout().includes(`Backup job ${job.id} created`), 10_000, 'the wait');
+      env.cluster.engine.pauseJobSlowly(job.id, { requestedForMs: pausingMs });
+      const signalledAt = Date.now();
+      run.child.kill('SIGINT');
+      const r = await run.done;
+      return { r, job, inputs, exitMs: Date.now() - signalledAt };
+    };
+
+    it('waits, inside the cancel deadline, for the job to be paused, then cancels it', async () => {
+      const { r, job, exitMs } = await abortWhilePausing(2000);
+      expect(r.stdout, r.stdout).toMatch(new RegExp(`CANCEL JOB ${job.id} sent`));
+      expect(r.stdout).not.toMatch(/had already ended/);
+      expect(r.state['job-owned']).toBe('cancelled');
+      expect(exitMs).toBeLessThan(7500);
+      await until(() => cancelled.includes(jobById(job.id).status), 5000, 'the job cancelled');
+    });
+
+    it('says a job still pausing at the deadline needs a cancel, and the post step cancels it once paused', async () => {
+      const { r, job, inputs, exitMs } = await abortWhilePausing(6500);
+      expect(exitMs).toBeLessThan(7500);
+      expect(r.errors.join('\n')).toMatch(new RegExp(`Job ${job.id} is pausing .*STILL NEEDS A CANCEL`));
+      expect(r.state['job-owned']).toBe('cancel-pending');
+      expect(jobById(job.id).status).toMatch(/^pause/);
+      await until(() => jobById(job.id).status === 'paused', 5000, 'the job paused');
+      const post = await runScenario(env, { inputs, post: { state: r.state } });
+      expect(post.code).toBe(0);
+      expect(post.warnings.join('\n')).toMatch(new RegExp(`CANCEL JOB ${job.id} sent`));
+      await until(() => cancelled.includes(jobById(job.id).status), 5000, 'the job cancelled');
+    });
+  },
+);

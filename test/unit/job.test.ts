@@ -464,6 +464,45 @@ describe('cancelWithFallback', () => {
     };
   };
 
+  it('a pause-requested job is cancelled once it is paused, on the same connection', async () => {
+    let cancels = 0;
+    const { connector, requests } = scripted(async (stmt) => {
+      if (stmt.text.startsWith('CANCEL') && ++cancels < 3)
+        throw sqlError('XXUUU', 'job with status pause-requested cannot be requested to be canceled');
+      return [];
+    });
+    const { r } = request(connector, [conn('backup_user')], 3000);
+    expect(await cancelWithFallback(r)).toEqual({ kind: 'requested' });
+    expect(cancels).toBe(3);
+    expect(requests).toHaveLength(1);
+  });
+
+  it('a job still pause-requested at the deadline is reported as pausing, before the deadline', async () => {
+    const { connector } = scripted(async (stmt) => {
+      if (stmt.text.startsWith('CANCEL'))
+        throw sqlError('XXUUU', 'job with state pause-requested cannot be requested to be canceled');
+      return [];
+    });
+    const { r } = request(connector, [conn('backup_user')], 1000);
+    const started = Date.now();
+    const result = await cancelWithFallback(r);
+    expect(result).toEqual({ kind: 'pausing' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(cancelResultText(result, r.jobId, 'x', 'backup_user')).toMatch(/pausing .*STILL NEEDS A CANCEL/);
+  });
+
+  it('a reverting job is being rolled back: not reported as already ended', async () => {
+    const { connector } = scripted(async (stmt) => {
+      if (stmt.text.startsWith('CANCEL'))
+        throw sqlError('XXUUU', 'job with status reverting cannot be requested to be canceled');
+      return [];
+    });
+    const { r } = request(connector, [conn('backup_user')], 1000);
+    const result = await cancelWithFallback(r);
+    expect(result).toEqual({ kind: 'reverting' });
+    expect(cancelResultText(result, r.jobId, 'x', 'backup_user')).toMatch(/already being rolled back/);
+  });
+
   it('defaults to one deadline of about 5 s for the whole cancel', () => {
     expect(CANCEL_DEADLINE_MS).toBeGreaterThanOrEqual(3000);
     expect(CANCEL_DEADLINE_MS).toBeLessThanOrEqual(5000);

@@ -222,7 +222,11 @@ export class CockroachEngine implements Engine {
     this.setStatus(job, 'reverting');
     setTimeout(() => this.finish(job, 'revert-failed', message), opts.revertMs ?? 100).unref();
   }
-  /** PAUSE JOB whose pause takes a while: pause-requested for `requestedForMs`, then paused (unless resumed). */
+  /**
+   * PAUSE JOB whose pause takes a while: pause-requested for `requestedForMs`, then paused (unless
+   * resumed). CockroachDB moves a job from pause-requested to paused only when its resumer notices
+   * (pkg/jobs/registry.go, the adoption loop's processClaimedJobs / servePauseAndCancelRequests).
+   */
   pauseJobSlowly(id: string, opts: { requestedForMs: number }): void {
     const job = this.job(id);
     if (TERMINAL.has(job.status)) return;
@@ -1370,6 +1374,8 @@ export class CockroachEngine implements Engine {
     if (!job) throw new SqlError('XXUUU', `job with ID ${id} does not exist`);
     const word = this.profile.stateWord ? 'state' : 'status';
     if (verb === 'CANCEL') {
+      // pkg/jobs/update.go CancelRequested: a no-op for cancel-requested and canceled; only pending, running
+      // and paused jobs may be cancel-requested (pause-requested and reverting are refused with this text).
       if (job.status === 'cancel-requested' || job.status === 'canceled') return tagOnly('CANCEL JOBS 1');
       if (!['pending', 'running', 'paused'].includes(job.status)) {
         throw new SqlError('XXUUU', `job with ${word} ${job.status} cannot be requested to be canceled`);
