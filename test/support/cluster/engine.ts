@@ -8,7 +8,7 @@ import { controlJobAsSystemPrivilege, versionString } from './profiles.js';
 import type { Engine, Field, Notice, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
 import { DropConnection, Oid, SqlError } from './protocol-types.js';
 import { sessionDefaults } from './startup.js';
-import type { S3Destination } from './jobs.js';
+import type { ManifestDatabase, S3Destination } from './jobs.js';
 import { JobStorage, parseDestination, passphraseHash, runBackup, sanitizeUri } from './jobs.js';
 import {
   BARE_TARGETS,
@@ -27,6 +27,9 @@ import {
   syntaxError,
   VALUE,
 } from './sqltext.js';
+import { Catalog } from './catalog.js';
+import type { EngineInternals } from './internals.js';
+import { Statements } from './statements.js';
 
 export interface TestUser {
   name: string;
@@ -36,7 +39,7 @@ export interface TestUser {
   roleOptions?: string[];
 }
 
-interface User {
+export interface User {
   name: string;
   password?: string;
   admin: boolean;
@@ -47,7 +50,7 @@ interface User {
 
 export interface Job {
   id: string;
-  type: 'BACKUP';
+  type: 'BACKUP' | 'RESTORE';
   status: string;
   description: string;
   statement: string;
@@ -99,7 +102,7 @@ export interface EngineOptions {
   sessionLingerMs: number;
 }
 
-interface Session {
+export interface Session {
   info: SessionInfo;
   vars: Map<string, string>;
   inTxn: boolean;
@@ -120,6 +123,10 @@ export class CockroachEngine implements Engine {
   readonly users = new Map<string, User>();
   readonly databases = new Set<string>();
   readonly externalConnections = new Map<string, string>();
+  /** Tables, owners and database grants (catalog.ts); `databases` stays the set of names. */
+  readonly catalog: Catalog;
+  /** RESTORE, DROP DATABASE, CHECK EXTERNAL CONNECTION, privilege views … (statements.ts). */
+  readonly more: Statements;
   /** External connection name → users holding USAGE on it. */
   private readonly connectionUsage = new Map<string, Set<string>>();
   readonly jobs: Job[] = [];
@@ -147,6 +154,33 @@ export class CockroachEngine implements Engine {
     this.sessionLingerMs = opts.sessionLingerMs;
     for (const d of opts.databases) this.databases.add(d);
     for (const u of opts.users) this.addUser(u);
+    this.catalog = new Catalog(this.databases);
+    this.more = new Statements(this.internals());
+  }
+
+  /** What the statement modules may use of the engine's state (internals.ts). */
+  private internals(): EngineInternals {
+    return {
+      profile: this.profile,
+      databases: this.databases,
+      catalog: this.catalog,
+      jobs: this.jobs,
+      users: this.users,
+      externalConnections: this.externalConnections,
+      connectionUsage: this.connectionUsage,
+      isAdmin: (u) => this.isAdmin(u),
+      hasSystem: (u, p) => this.hasSystem(u, p),
+      createJob: (u, d, st, uri) => this.createJob(u, d, st, uri),
+      finish: (j, st, e) => this.finish(j, st, e),
+      gate: (j) => this.gate(j),
+      waitBlocking: (s, j, a) => this.waitBlocking(s, j, a),
+      evalAsOf: (t, p) => this.evalAsOf(t, p),
+      storage: (s, uri) => this.destinationFor(s, uri),
+      showBackup: (s, sub, uri, w, p) => this.showBackup(s, sub, uri, w, p),
+      jobDurationMs: () => this.jobDurationMs,
+      license: () => this.license,
+      closed: () => this.closed,
+    };
   }
 
   // ---- controls for tests --------------------------------------------------------------------------
@@ -386,6 +420,8 @@ export class CockroachEngine implements Engine {
     }
     if ((m = /^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|\s+TO\s+)\s*(.+)$/i.exec(sql)))
       return this.setVar(s, m[1]!.toLowerCase(), m[2]!, params);
+    const more = await this.more.dispatch(s, sql, params, arrived);
+    if (more) return more;
     if (/^(BEGIN|START\s+TRANSACTION)$/i.test(sql)) {
       s.inTxn = true;
       return tagOnly('BEGIN');
@@ -788,17 +824,22 @@ export class CockroachEngine implements Engine {
     const lose = this.loseNextAnswer;
     this.loseNextAnswer = undefined;
     const jobDatabases = tables.length > 0 ? [...new Set(tables.map((t) => t.database))] : databases;
-    job.done = this.runJob(job, {
-      dest,
-      destError,
-      kind: incremental ? 'incremental' : 'full',
-      subdir,
-      endMicros,
-      databases: jobDatabases,
-      passphrase: options.passphrase,
-      needsLicence: incremental && this.profile.licenceChecks && !this.license,
-      legacy: Boolean(legacy),
-    });
+    // In an explicit transaction the job starts at COMMIT and a ROLLBACK removes it (transactions.ts).
+    job.done = this.more.txn.startJob(s, job, () =>
+      this.runJob(job, {
+        dest,
+        destError,
+        kind: incremental ? 'incremental' : 'full',
+        subdir,
+        endMicros,
+        databases: jobDatabases,
+        passphrase: options.passphrase,
+        needsLicence: incremental && this.profile.licenceChecks && !this.license,
+        legacy: Boolean(legacy),
+        catalog: this.catalog.snapshot(jobDatabases),
+        revisionHistory: options.revisionHistory,
+      }),
+    );
     if (lose) {
       s.vars.set('__linger', String(lose.lingerMs));
       throw new DropConnection('lost answer to BACKUP');
@@ -988,6 +1029,8 @@ export class CockroachEngine implements Engine {
       needsLicence: boolean;
       /** The legacy `BACKUP … TO` form: the backup sits at the destination itself. */
       legacy?: boolean;
+      catalog?: ManifestDatabase[];
+      revisionHistory?: boolean;
     },
   ): Promise<void> {
     await sleep(30);
@@ -1015,6 +1058,8 @@ export class CockroachEngine implements Engine {
           databases: p.databases,
           ...(p.passphrase !== undefined ? { passphrase: p.passphrase } : {}),
           ...(p.legacy ? { legacy: true } : {}),
+          ...(p.catalog ? { catalog: p.catalog } : {}),
+          ...(p.revisionHistory ? { revisionHistory: true } : {}),
           dataFiles: 3,
         },
         {

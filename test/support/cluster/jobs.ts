@@ -123,8 +123,28 @@ export interface Manifest {
   endMicros: string;
   databases: string[];
   isFullCluster: boolean;
-  files: { path: string; size: number }[];
+  /**
+   * Each data file with the SHA-256 of its bytes. CockroachDB's manifest records per-file spans and
+   * the SSTs carry block checksums (pebble) that RESTORE verifies as it reads them; one file-level
+   * checksum stands in for both, so a restore can tell a corrupt file from a good one.
+   */
+  files: { path: string; size: number; checksum?: string }[];
   encryption?: string;
+  /** The tables of each backed-up database at the end time (the descriptors a manifest carries). */
+  catalog?: ManifestDatabase[];
+  /** `revision_history` (MVCCFilter_All): a RESTORE may pick any time inside this layer. */
+  revisionHistory?: boolean;
+}
+
+export interface ManifestTable {
+  schema: string;
+  name: string;
+  rows: number;
+}
+
+export interface ManifestDatabase {
+  name: string;
+  tables: ManifestTable[];
 }
 
 /** The bucket as one backup job sees it, through the credentials of its URI. */
@@ -201,6 +221,15 @@ export class JobStorage {
     } catch (err) {
       if ((err as { name?: string }).name === 'NoSuchKey') return undefined;
       throw new Error(`failed to get s3 object: ${sdkText(err)}`);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      const { send, mod } = await this.s3();
+      await send(new mod.DeleteObjectCommand({ Bucket: this.dest.bucket, Key: this.prefixed(key) }));
+    } catch (err) {
+      throw new Error(`failed to delete s3 object: ${sdkText(err)}`);
     }
   }
 
@@ -294,6 +323,9 @@ export interface BackupPlan {
   dataFiles: number;
   /** Legacy `BACKUP … TO` (≤24.2): one backup at the destination itself, no LATEST, no index. */
   legacy?: boolean;
+  /** The databases and tables covered, as the cluster's catalog had them when the job was planned. */
+  catalog?: ManifestDatabase[];
+  revisionHistory?: boolean;
 }
 
 export interface RunHooks {
@@ -359,7 +391,7 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     folder = `incrementals/${subdir.replace(/^\//, '')}/${incrementalFolderOf(plan.endMicros)}${suffix}`;
   }
   await store.put(at(`BACKUP-LOCK-${plan.id}`), Buffer.alloc(0));
-  const files: { path: string; size: number }[] = [];
+  const files: Manifest['files'] = [];
   const steps = Math.max(1, plan.dataFiles);
   const stepMs = Math.max(hooks.minStepMs, hooks.durationMs() / (steps + 1));
   for (let i = 0; i < steps; i++) {
@@ -369,7 +401,7 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     const path = `data/${(BigInt(plan.id) % 100000n) * 1000n + BigInt(i)}.sst`;
     const body = createHash('sha256').update(`${plan.id}/${i}`).digest().toString('hex').repeat(8);
     await store.put(at(path), body);
-    files.push({ path, size: body.length });
+    files.push({ path, size: body.length, checksum: sha256(body) });
     hooks.progress(Math.min(0.95, ((i + 1) / (steps + 1)) * 1));
   }
   await sleep(stepMs);
@@ -384,6 +416,8 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     isFullCluster: plan.databases.length === 0,
     files,
     ...(plan.passphrase !== undefined ? { encryption: passphraseHash(plan.passphrase) } : {}),
+    ...(plan.catalog ? { catalog: plan.catalog } : {}),
+    ...(plan.revisionHistory ? { revisionHistory: true } : {}),
   };
   const body = JSON.stringify(manifest);
   // BACKUP_MANIFEST is written last: it is what marks a backup complete.
@@ -408,6 +442,10 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
       folder,
     );
   }
+}
+
+export function sha256(body: string | Buffer): string {
+  return createHash('sha256').update(body).digest('hex');
 }
 
 export function passphraseHash(passphrase: string): string {

@@ -1,0 +1,241 @@
+/**
+ * `CHECK EXTERNAL CONNECTION <uri> [WITH transfer = '…', time = '…', concurrently = n]`
+ * (pkg/cloud/cloudcheck/cloudcheck_stmt.go and cloudcheck_processor.go; docs
+ * check-external-connection.md). Every node (here: simulated nodes with localities) writes a test
+ * file `cockroach-storage-test-<n>` of `transfer` bytes (default 32 MiB) at the location, reads it
+ * back and deletes it, once per `concurrently` worker, repeating until `time` has passed; one row per
+ * worker. The statement is new in 23.2 (the cloudcheck package, 2023); older parsers answer a
+ * syntax error. Privileges are the destination checks of BACKUP (cloudprivilege.CheckDestinationPrivileges).
+ */
+import type { Session } from './engine.js';
+import type { EngineInternals } from './internals.js';
+import type { JobStorage } from './jobs.js';
+import type { QueryResult } from './protocol-types.js';
+import { Oid, SqlError } from './protocol-types.js';
+import { parseInterval, resolveValue, splitList, VALUE } from './sqltext.js';
+
+export interface SimulatedNode {
+  id: number;
+  locality: string;
+  /** Set: this node cannot reach the storage; the text is its row's error. */
+  unreachable?: string;
+}
+
+const DEFAULT_NODES: SimulatedNode[] = [
+  { id: 1, locality: 'region=us-east1,zone=us-east1-b' },
+  { id: 2, locality: 'region=us-east1,zone=us-east1-c' },
+  { id: 3, locality: 'region=us-west1,zone=us-west1-a' },
+];
+
+/** What the S3 SDK reports when a node has no route to the endpoint. */
+const UNREACHABLE =
+  'closing after writing: upload failed: RequestError: send request failed\ncaused by: dial tcp: i/o timeout';
+
+export class ExternalCheck {
+  private nodes: SimulatedNode[] = DEFAULT_NODES.map((n) => ({ ...n }));
+  private seq = 0;
+
+  constructor(private readonly e: EngineInternals) {}
+
+  /** Replace the simulated nodes (ids and localities). */
+  setNodes(nodes: SimulatedNode[]): void {
+    this.nodes = nodes.map((n) => ({ ...n }));
+  }
+  /** One node loses its route to the storage (or regains it with `undefined`). */
+  setUnreachable(id: number, error: string | undefined = UNREACHABLE): void {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    if (error === undefined) delete n.unreachable;
+    else n.unreachable = error;
+  }
+  get nodeList(): readonly SimulatedNode[] {
+    return this.nodes;
+  }
+
+  /** 23.2 and later; the grammar of 22.2 and 23.1 has no CHECK statement. */
+  available(): boolean {
+    const p = this.e.profile;
+    return p.major > 23 || (p.major === 23 && p.minor >= 2);
+  }
+
+  async run(s: Session, sql: string, params: readonly (string | null)[]): Promise<QueryResult | undefined> {
+    if (!/^CHECK\s/i.test(sql)) return undefined;
+    if (!this.available()) throw new SqlError('42601', 'at or near "check": syntax error');
+    const m = new RegExp(
+      `^CHECK\\s+EXTERNAL\\s+CONNECTION\\s+(${VALUE})(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`,
+      'is',
+    ).exec(sql);
+    if (!m)
+      throw new SqlError(
+        '42601',
+        `at or near "${sql.trim().split(/\s+/)[1]?.toLowerCase() ?? 'EOF'}": syntax error`,
+      );
+    const uri = resolveValue(m[1]!, params) ?? '';
+    const opts = parseOptions(m[2] ?? m[3] ?? '', params);
+    let store: JobStorage;
+    try {
+      // Statement time: privileges on the location, then opening it (a bad URI fails the statement).
+      store = this.e.storage(s, uri);
+    } catch (err) {
+      if (err instanceof SqlError && err.code === '42501') throw err;
+      throw new SqlError('XXUUU', `connect to external storage: ${(err as Error).message}`);
+    }
+    const rows: (string | null)[][] = [];
+    await Promise.all(
+      this.nodes.map(async (node) => {
+        const workers = await Promise.all(
+          Array.from({ length: opts.concurrently }, () => this.checkNode(node, store, opts)),
+        );
+        for (const r of workers) rows.push(r);
+      }),
+    );
+    rows.sort((a, b) => Number(a[0]) - Number(b[0]));
+    return {
+      fields: [
+        { name: 'node', typeOid: Oid.int8 },
+        { name: 'locality', typeOid: Oid.text },
+        { name: 'ok', typeOid: Oid.bool },
+        { name: 'error', typeOid: Oid.text },
+        { name: 'transferred', typeOid: Oid.text },
+        { name: 'read_speed', typeOid: Oid.text },
+        { name: 'write_speed', typeOid: Oid.text },
+        { name: 'can_delete', typeOid: Oid.bool },
+      ],
+      rows,
+      tag: `CHECK EXTERNAL CONNECTION ${rows.length}`,
+    };
+  }
+
+  /** checkURI: repeat checkStorage until MinDuration has passed or a round fails. */
+  private async checkNode(
+    node: SimulatedNode,
+    store: JobStorage,
+    o: CheckOptions,
+  ): Promise<(string | null)[]> {
+    const total = { ok: false, error: '', wrote: 0, wroteMs: 0, read: 0, readMs: 0, canDelete: false };
+    const started = Date.now();
+    for (let round = 0; round < 1000; round++) {
+      const name = `cockroach-storage-test-${Date.now()}${++this.seq}`;
+      const body = Buffer.alloc(o.transfer, 0x5a);
+      let t = Date.now();
+      if (node.unreachable !== undefined) {
+        // The writer buffers every chunk, so the bytes count as written; the upload at Close fails.
+        total.wrote += o.transfer;
+        total.ok = false;
+        total.error = node.unreachable;
+        break;
+      }
+      try {
+        await store.put(name, body);
+      } catch (err) {
+        total.wrote += o.transfer;
+        total.error = `closing after writing: upload failed: ${stripPrefix((err as Error).message)}`;
+        total.ok = false;
+        break;
+      }
+      total.wrote += o.transfer;
+      total.wroteMs += Date.now() - t;
+      t = Date.now();
+      let back: Buffer | undefined;
+      try {
+        back = await store.get(name);
+      } catch (err) {
+        total.error = `opening reader: ${stripPrefix((err as Error).message)}`;
+        break;
+      }
+      if (!back) {
+        total.error = 'opening reader: s3 object does not exist';
+        break;
+      }
+      total.read += back.length;
+      total.readMs += Date.now() - t;
+      total.ok = true;
+      try {
+        await store.delete(name);
+        total.canDelete = true;
+      } catch (err) {
+        total.canDelete = false;
+        total.error = `deleting file: ${stripPrefix((err as Error).message)}`;
+        break;
+      }
+      total.error = '';
+      if (Date.now() - started > o.timeMs) break;
+    }
+    return [
+      String(node.id),
+      node.locality,
+      total.ok ? 't' : 'f',
+      total.error,
+      iBytes(total.wrote),
+      dataRate(total.read, total.readMs),
+      dataRate(total.ok ? total.wrote : 0, total.wroteMs),
+      total.canDelete ? 't' : 'f',
+    ];
+  }
+}
+
+interface CheckOptions {
+  transfer: number;
+  timeMs: number;
+  concurrently: number;
+}
+
+function parseOptions(text: string, params: readonly (string | null)[]): CheckOptions {
+  const o: CheckOptions = { transfer: 32 << 20, timeMs: 0, concurrently: 1 };
+  for (const item of splitList(text)) {
+    const m = /^(\w+)\s*=\s*(.+)$/s.exec(item);
+    if (!m) throw new SqlError('42601', `at or near "${item.toLowerCase()}": syntax error`);
+    const value = resolveValue(m[2]!.trim(), params) ?? '';
+    switch (m[1]!.toLowerCase()) {
+      case 'transfer': {
+        const n = parseBytes(value);
+        if (n === undefined) throw new SqlError('22023', `invalid bytes value: ${value}`);
+        o.transfer = n;
+        break;
+      }
+      case 'time': {
+        const micros = parseInterval(value);
+        if (micros === undefined) throw new SqlError('22023', `invalid duration: ${value}`);
+        o.timeMs = Number(micros / 1000n);
+        break;
+      }
+      case 'concurrently':
+        o.concurrently = Math.max(1, Number(value) || 1);
+        break;
+      default:
+        throw new SqlError('42601', `at or near "${m[1]!.toLowerCase()}": syntax error`);
+    }
+  }
+  return o;
+}
+
+/** humanizeutil.ParseBytes: `1KiB`, `32 MiB`, `500B`, `1KB`. */
+function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'B').toUpperCase();
+  const pow = { B: 0, K: 1, M: 2, G: 3, T: 4 }[unit[0] as 'B'] ?? 0;
+  const base = unit.includes('I') ? 1024 : 1000;
+  return Math.round(Number(m[1]) * base ** pow);
+}
+
+/** go-humanize IBytes, as humanizeutil.IBytes prints `transferred`: `1.0 KiB`, `32 MiB`. */
+export function iBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let e = Math.floor(Math.log(n) / Math.log(1024));
+  e = Math.min(e, units.length);
+  const v = Math.floor((n / 1024 ** e) * 10 + 0.5) / 10;
+  return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e - 1]}`;
+}
+
+/** humanizeutil.DataRate: MiB/s with two decimals (`66.17 MiB/s` in the docs). */
+function dataRate(bytes: number, ms: number): string {
+  if (bytes === 0) return '0 B/s';
+  const seconds = Math.max(ms, 0.5) / 1000;
+  return `${(bytes / seconds / (1 << 20)).toFixed(2)} MiB/s`;
+}
+
+function stripPrefix(message: string): string {
+  return message.replace(/^failed to (put|get) s3 object: /, '');
+}
