@@ -38,6 +38,8 @@ export interface JobRow {
   created?: ClusterTime;
   started?: ClusterTime;
   finished?: ClusterTime;
+  /** The job record's last change: for a held job, when it was paused. */
+  modified?: ClusterTime;
   description: string;
 }
 
@@ -83,6 +85,7 @@ export function toJobRow(row: Row): JobRow {
     created: parseClusterTime(row.created as string | null),
     started: parseClusterTime(row.started as string | null),
     finished: parseClusterTime(row.finished as string | null),
+    modified: parseClusterTime(row.modified as string | null),
     description: String(row.description ?? ''),
   };
 }
@@ -263,9 +266,58 @@ export async function findRunningBackups(
   return rows.map(toJobRow).filter((j) => matchesCollection(j.description));
 }
 
-export async function readJob(session: SqlSession, jobId: string): Promise<JobRow | undefined> {
-  const rows = await session.query(jobByIdStatement(jobId), { clientTimeoutMs: 30_000 });
+export async function readJob(
+  session: SqlSession,
+  jobId: string,
+  clientTimeoutMs = 30_000,
+): Promise<JobRow | undefined> {
+  const rows = await session.query(jobByIdStatement(jobId), { clientTimeoutMs });
   return rows[0] ? toJobRow(rows[0]) : undefined;
+}
+
+/**
+ * One read of the job within `ms` (connecting included), or undefined: what the job was doing when
+ * a timeout ended the wait (on 23.2+ a pause is seen only between WHEN COMPLETE waits).
+ */
+export async function readJobWithin(
+  link: ClusterLink,
+  jobId: string,
+  ms: number,
+): Promise<JobRow | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  const read = (async () => readJob(await link.session(), jobId, ms))().catch(() => undefined);
+  try {
+    const job = await Promise.race([read, late]);
+    if (job === undefined) link.abandon();
+    return job;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What a job still unfinished at a timeout was doing, as a clause: `it was paused since …`. */
+export function jobStateAtTimeout(job: JobRow): string {
+  const since = job.modified ? ` since ${job.modified.iso}` : '';
+  switch (job.status) {
+    case 'paused':
+      return `it was paused${since}`;
+    case 'pause-requested':
+      return `it was pausing (pause-requested${since})`;
+    case 'reverting':
+    case 'cancel-requested':
+      return `it was being rolled back (${job.status}${since})`;
+    case 'pending':
+      return 'it had not started yet (pending)';
+    case 'running':
+      return job.fractionCompleted === null
+        ? 'it was running'
+        : `it was running, ${Math.floor(job.fractionCompleted * 100)}% done`;
+    default:
+      return `its status was ${job.status}`;
+  }
 }
 
 export type WaitOutcome =

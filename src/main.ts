@@ -22,7 +22,9 @@ import {
   captureTimeFromMicros,
   findRunningBackups,
   jobDurationSeconds,
+  jobStateAtTimeout,
   parseClusterTime,
+  readJobWithin,
   resolveCaptureTime,
   SubmissionUncertain,
   submitBackup,
@@ -584,10 +586,13 @@ class Step {
       case 'timeout': {
         o.status = 'timeout';
         o.verified = 'skipped';
+        // Read once before cancelling: say what the job was doing when the wait ended.
+        const job = await readJobWithin(this.link, this.jobId!, 3_000);
+        const state = job ? `: ${jobStateAtTimeout(job)}` : '';
         const what =
           outcome.reason === 'paused-timeout'
-            ? `Backup job ${this.jobId} stayed paused longer than paused-timeout`
-            : `Backup job ${this.jobId} did not finish within timeout`;
+            ? `Backup job ${this.jobId} stayed paused longer than paused-timeout${state}`
+            : `Backup job ${this.jobId} did not finish within timeout${state}`;
         const action = await this.onTimeout();
         throw new StepFailure(`${what}. ${action}`, 'timeout');
       }

@@ -92,3 +92,35 @@ describe.each(['22.2', '25.2'] as const)(
     });
   },
 );
+
+describe.each(['22.2', '25.2'] as const)('timeout while paused on CockroachDB %s', (profile) => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile, sessionLingerMs: 0 });
+  });
+  afterAll(async () => env?.close());
+
+  it('the timeout error says the job was paused, and since when', async () => {
+    env.cluster.engine.setJobDuration(60_000);
+    const before = env.cluster.jobs().length;
+    // paused-timeout 20s: on 25.2 one WHEN COMPLETE wait lasts until the timeout, so the pause is
+    // seen only by the read the action makes before cancelling.
+    const run = startScenario(env, {
+      inputs: env.inputs({ collection: env.collection(), timeout: '5s', 'paused-timeout': '20s' }),
+    });
+    await until(() => env.cluster.jobs().length > before, 20_000, 'a backup job');
+    const job = env.cluster.jobs()[before]!;
+    await until(() => run.stdout().includes(`Backup job ${job.id} created`), 10_000, 'the wait');
+    env.cluster.engine.pauseJob(job.id);
+    await until(() => env.cluster.jobs()[before]!.status === 'paused', 5000, 'the job paused');
+    const r = await run.done;
+    expect(r.outputs.status).toBe('timeout');
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(
+      new RegExp(
+        `Backup job ${job.id} did not finish within timeout: it was paused since \\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z\\.`,
+      ),
+    );
+    expect(r.errors[0]).toMatch(new RegExp(`CANCEL JOB ${job.id} sent`));
+  });
+});

@@ -9,6 +9,7 @@ import {
   captureTimeFromMicros,
   fullSubdirFor,
   jobDurationSeconds,
+  jobStateAtTimeout,
   parseClusterTime,
   submitBackup,
   toJobRow,
@@ -95,6 +96,27 @@ const defaults = (clock: VirtualClock) => ({
   log: quiet,
   signal: new AbortController().signal,
   reconnectBudgetMs: 10_000,
+});
+
+describe('jobStateAtTimeout', () => {
+  const at = (status: string, fraction: number | null = null): JobRow => ({
+    jobId: '1',
+    status,
+    fractionCompleted: fraction,
+    error: null,
+    modified: parseClusterTime('2026-11-24 11:40:45.123456+00:00'),
+    description: '',
+  });
+  it('says what the job was doing, and since when for a held job', () => {
+    expect(jobStateAtTimeout(at('paused'))).toBe('it was paused since 2026-11-24T11:40:45.123456Z');
+    expect(jobStateAtTimeout(at('pause-requested'))).toBe(
+      'it was pausing (pause-requested since 2026-11-24T11:40:45.123456Z)',
+    );
+    expect(jobStateAtTimeout(at('reverting'))).toMatch(/^it was being rolled back \(reverting since /);
+    expect(jobStateAtTimeout(at('running', 0.45))).toBe('it was running, 45% done');
+    expect(jobStateAtTimeout(at('running'))).toBe('it was running');
+    expect(jobStateAtTimeout(at('pending'))).toBe('it had not started yet (pending)');
+  });
 });
 
 describe('waitForJob', () => {
