@@ -79,8 +79,11 @@ export class PrivilegeViews {
   }
 
   /**
-   * `SHOW ROLES`: `options` is a STRING[] from 23.1 (a comma-separated STRING in 22.2), e.g.
-   * `{CONTROLJOB,CREATEDB}`; admins are shown as members of `admin`.
+   * `SHOW ROLES` (pkg/sql/delegate/show_roles.go): `options` is `array_agg(option …)`, a STRING[]
+   * such as `{CONTROLJOB,CREATEDB}`; 22.2 aggregated it into one comma-separated STRING (the docs'
+   * examples of that era print `NOLOGIN` without braces). The boundary (23.1) is this module's
+   * reading, to be confirmed by the integration transcript. `estimated_last_login_time` appears
+   * after 25.2 and is not modelled. Admins are members of `admin`.
    */
   private showRoles(): QueryResult {
     const array = this.e.profile.major >= 23;
@@ -88,11 +91,7 @@ export class PrivilegeViews {
       .sort((a, b) => (a.name < b.name ? -1 : 1))
       .map((u) => {
         const opts = [...u.roleOptions].sort();
-        return [
-          u.name,
-          array ? `{${opts.join(',')}}` : opts.join(', '),
-          u.admin && u.name !== 'root' ? '{admin}' : u.name === 'root' ? '{admin}' : '{}',
-        ];
+        return [u.name, array ? `{${opts.join(',')}}` : opts.join(', '), u.admin ? '{admin}' : '{}'];
       });
     return {
       fields: [
