@@ -1,5 +1,5 @@
 /**
- * Self-tests of CHECK EXTERNAL CONNECTION (external-check.ts): per-version availability, columns and
+ * Self-tests of CHECK EXTERNAL CONNECTION / SHOW BACKUP CONNECTION (external-check.ts): the form per version, columns and
  * types, simulated nodes with localities, an unreachable node, the test object written and removed
  * through the S3 server, and the privileges on the location.
  */
@@ -18,24 +18,50 @@ afterAll(async () => s3?.close());
 const clients = new Clients();
 afterEach(() => clients.closeAll());
 
-describe.each(['22.2', '23.1'] as ProfileName[])('CHECK EXTERNAL CONNECTION on %s', (profile) => {
+/** The form each version parses (external-check.ts): CHECK EXTERNAL CONNECTION from 25.1. */
+const FORMS: [ProfileName, string | undefined, string][] = [
+  ['22.2', undefined, 'v22.2.6'],
+  ['22.2', 'SHOW BACKUP CONNECTION', 'v22.2.19'],
+  ['23.1', 'SHOW BACKUP CONNECTION', 'v23.1.11'],
+  ['24.3', 'SHOW BACKUP CONNECTION', 'v24.3.5'],
+  ['25.2', 'CHECK EXTERNAL CONNECTION', 'v25.2.1'],
+];
+
+describe.each(FORMS)('the storage check statement on %s (%s, %s)', (profile, form, version) => {
   let cluster: TestCluster;
   beforeAll(async () => {
-    cluster = await startTestCluster({ profile });
+    cluster = await startTestCluster({
+      profile,
+      version: `CockroachDB CCL ${version} (x86_64-pc-linux-gnu)`,
+    });
   });
   afterAll(async () => cluster?.close());
 
-  it('is a syntax error: the statement is new in 23.2', async () => {
+  it('answers only its own form; the other is a syntax error', async () => {
     const c = await clients.connect(cluster);
-    await expect(c.query('CHECK EXTERNAL CONNECTION $1', [s3Uri(s3, 'x')])).rejects.toMatchObject({
-      code: '42601',
-      message: 'at or near "check": syntax error',
-    });
-    expect(s3.listKeys('bk', 'x/')).toEqual([]);
+    const uri = s3Uri(s3, `forms${version}`, pathStyleFor(profile));
+    const check = c.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'`, [uri]);
+    const show = c.query(`SHOW BACKUP CONNECTION $1 WITH transfer = '1KiB'`, [uri]);
+    if (form === 'CHECK EXTERNAL CONNECTION') expect((await check).rows).toHaveLength(3);
+    else
+      await expect(check).rejects.toMatchObject({
+        code: '42601',
+        message: 'at or near "check": syntax error',
+      });
+    if (form === 'SHOW BACKUP CONNECTION') expect((await show).rows).toHaveLength(3);
+    else
+      await expect(show).rejects.toMatchObject({
+        code: '42601',
+        message: 'at or near "connection": syntax error',
+      });
+    expect(s3.listKeys('bk', `forms${version}/`)).toEqual([]);
   });
 });
 
-describe.each(['23.2', '24.3', '25.2'] as ProfileName[])('CHECK EXTERNAL CONNECTION on %s', (profile) => {
+describe.each([
+  ['23.2', 'SHOW BACKUP CONNECTION'],
+  ['25.2', 'CHECK EXTERNAL CONNECTION'],
+] as [ProfileName, string][])('%s: %s', (profile, STMT) => {
   let cluster: TestCluster;
   const ps = pathStyleFor(profile);
   beforeAll(async () => {
@@ -55,9 +81,7 @@ describe.each(['23.2', '24.3', '25.2'] as ProfileName[])('CHECK EXTERNAL CONNECT
   it('has every node write, read and delete a test file, and leaves nothing behind', async () => {
     const c = await clients.connect(cluster);
     s3.resetCounts();
-    const r = await c.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'`, [
-      s3Uri(s3, `chk${profile}`, ps),
-    ]);
+    const r = await c.query(`${STMT} $1 WITH transfer = '1KiB'`, [s3Uri(s3, `chk${profile}`, ps)]);
     expect(r.fields.map((f) => [f.name, f.dataTypeID])).toEqual([
       ['node', 20],
       ['locality', 25],
@@ -91,7 +115,7 @@ describe.each(['23.2', '24.3', '25.2'] as ProfileName[])('CHECK EXTERNAL CONNECT
       { id: 4, locality: 'region=ap-south1' },
     ]);
     cluster.engine.more.externalCheck.setUnreachable(4);
-    const r = await c.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '2KiB', concurrently = 2`, [
+    const r = await c.query(`${STMT} $1 WITH transfer = '2KiB', concurrently = 2`, [
       s3Uri(s3, `chk2${profile}`, ps),
     ]);
     expect(r.rows.map((x) => [x.node, x.ok, x.can_delete])).toEqual([
@@ -113,7 +137,7 @@ describe.each(['23.2', '24.3', '25.2'] as ProfileName[])('CHECK EXTERNAL CONNECT
       /AWS_SECRET_ACCESS_KEY=[^&]+/,
       'AWS_SECRET_ACCESS_KEY=wrong',
     );
-    const r = await c.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'`, [bad]);
+    const r = await c.query(`${STMT} $1 WITH transfer = '1KiB'`, [bad]);
     expect(r.rows.every((x) => x.ok === 'f' && /^closing after writing: upload failed: /.test(x.error))).toBe(
       true,
     );
@@ -121,19 +145,17 @@ describe.each(['23.2', '24.3', '25.2'] as ProfileName[])('CHECK EXTERNAL CONNECT
 
   it('needs EXTERNALIOIMPLICITACCESS for a custom endpoint, and USAGE on an external connection', async () => {
     const plain = await clients.connect(cluster, 'plain', { password: 'pw-1' });
-    await expect(plain.query('CHECK EXTERNAL CONNECTION $1', [s3Uri(s3, 'p', ps)])).rejects.toMatchObject({
+    await expect(plain.query(`${STMT} $1`, [s3Uri(s3, 'p', ps)])).rejects.toMatchObject({
       code: '42501',
       message:
         'only users with the admin role or the EXTERNALIOIMPLICITACCESS system privilege are allowed to access the specified s3 URI',
     });
     const io = await clients.connect(cluster, 'io', { password: 'pw-2' });
-    const ok = await io.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'`, [
-      s3Uri(s3, `p${profile}`, ps),
-    ]);
+    const ok = await io.query(`${STMT} $1 WITH transfer = '1KiB'`, [s3Uri(s3, `p${profile}`, ps)]);
     expect(ok.rows.every((x) => x.ok === 't')).toBe(true);
     const root = await clients.connect(cluster);
     await root.query(`CREATE EXTERNAL CONNECTION chk_conn AS '${s3Uri(s3, `ec${profile}`, ps)}'`);
-    await expect(plain.query(`CHECK EXTERNAL CONNECTION 'external://chk_conn'`)).rejects.toMatchObject({
+    await expect(plain.query(`${STMT} 'external://chk_conn'`)).rejects.toMatchObject({
       code: '42501',
       message: 'user plain does not have USAGE privilege on external_connection chk_conn',
     });

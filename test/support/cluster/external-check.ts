@@ -1,11 +1,17 @@
 /**
- * `CHECK EXTERNAL CONNECTION <uri> [WITH transfer = '…', time = '…', concurrently = n]`
- * (pkg/cloud/cloudcheck/cloudcheck_stmt.go and cloudcheck_processor.go; docs
- * check-external-connection.md). Every node (here: simulated nodes with localities) writes a test
- * file `cockroach-storage-test-<n>` of `transfer` bytes (default 32 MiB) at the location, reads it
- * back and deletes it, once per `concurrently` worker, repeating until `time` has passed; one row per
- * worker. The statement is new in 23.2 (the cloudcheck package, 2023); older parsers answer a
- * syntax error. Privileges are the destination checks of BACKUP (cloudprivilege.CheckDestinationPrivileges).
+ * The cluster-wide storage check (pkg/cloud/cloudcheck/cloudcheck_stmt.go and cloudcheck_processor.go;
+ * docs check-external-connection.md): every node (here: simulated nodes with localities) writes a test
+ * file `cockroach-storage-test-<n>` of `transfer` bytes (default 32 MiB) at the location, reads it back
+ * and deletes it, once per `concurrently` worker, repeating until `time` has passed; one row per
+ * worker. Privileges are the destination checks of BACKUP (cloudprivilege.CheckDestinationPrivileges).
+ *
+ * Its syntax changed:
+ * - `SHOW BACKUP CONNECTION <uri> [WITH transfer = …, time = …, concurrently = n]`: added by
+ *   cockroach PR #97517 (2023) and backported to 22.2 (PR #98465, March 2023, so 22.2.7 and later);
+ *   undocumented; present through 24.3;
+ * - `CHECK EXTERNAL CONNECTION <uri> [WITH …]`: PR #138696 (January 2025) replaced the former with it
+ *   (sql.y check_external_connection_stmt, `WITH opts | WITH OPTIONS (opts)`); documented from 25.1.
+ * The other form is a syntax error on each version.
  */
 import type { Session } from './engine.js';
 import type { EngineInternals } from './internals.js';
@@ -52,17 +58,23 @@ export class ExternalCheck {
     return this.nodes;
   }
 
-  /** 23.2 and later; the grammar of 22.2 and 23.1 has no CHECK statement. */
-  available(): boolean {
+  /** Which form this version parses: CHECK EXTERNAL CONNECTION from 25.1, SHOW BACKUP CONNECTION before. */
+  syntax(): 'check' | 'show-backup' | undefined {
     const p = this.e.profile;
-    return p.major > 23 || (p.major === 23 && p.minor >= 2);
+    if (p.major > 25 || (p.major === 25 && p.minor >= 1)) return 'check';
+    if (p.major === 22 && p.minor === 2 && p.patch < 7) return undefined;
+    return 'show-backup';
   }
 
   async run(s: Session, sql: string, params: readonly (string | null)[]): Promise<QueryResult | undefined> {
-    if (!/^CHECK\s/i.test(sql)) return undefined;
-    if (!this.available()) throw new SqlError('42601', 'at or near "check": syntax error');
+    const check = /^CHECK\s/i.test(sql);
+    const show = /^SHOW\s+BACKUP\s+CONNECTION\b/i.test(sql);
+    if (!check && !show) return undefined;
+    const form = this.syntax();
+    if (check && form !== 'check') throw new SqlError('42601', 'at or near "check": syntax error');
+    if (show && form !== 'show-backup') throw new SqlError('42601', 'at or near "connection": syntax error');
     const m = new RegExp(
-      `^CHECK\\s+EXTERNAL\\s+CONNECTION\\s+(${VALUE})(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`,
+      `^(?:CHECK\\s+EXTERNAL|SHOW\\s+BACKUP)\\s+CONNECTION\\s+(${VALUE})(?:\\s+WITH\\s+(?:OPTIONS\\s*\\((.*)\\)|(.*)))?$`,
       'is',
     ).exec(sql);
     if (!m)
@@ -102,7 +114,7 @@ export class ExternalCheck {
         { name: 'can_delete', typeOid: Oid.bool },
       ],
       rows,
-      tag: `CHECK EXTERNAL CONNECTION ${rows.length}`,
+      tag: check ? `CHECK EXTERNAL CONNECTION ${rows.length}` : `SHOW ${rows.length}`,
     };
   }
 

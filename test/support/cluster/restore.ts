@@ -44,7 +44,11 @@ interface RestoreOptions {
 type Layer = { folder: string; manifest: Manifest };
 
 export class RestoreStatement {
-  constructor(private readonly e: EngineInternals) {}
+  constructor(
+    private readonly e: EngineInternals,
+    /** Starts a job now, or at COMMIT inside a transaction (transactions.ts). */
+    private readonly startJob: (s: Session, job: Job, start: () => Promise<void>) => Promise<void>,
+  ) {}
 
   matches(sql: string): boolean {
     return /^RESTORE\s/i.test(sql);
@@ -137,9 +141,6 @@ export class RestoreStatement {
       });
     return withNotices({ ...(await this.e.waitBlocking(s, job, arrived)), tag: 'RESTORE 1' });
   }
-
-  /** Set by statements.ts: starts a job now or at COMMIT (transactions.ts). */
-  startJob: (s: Session, job: Job, start: () => Promise<void>) => Promise<void> = (_s, _j, start) => start();
 
   private options(text: string, params: readonly (string | null)[]): RestoreOptions {
     const o: RestoreOptions = { schemaOnly: false, verifyData: false, detached: false, skip: [] };
@@ -307,7 +308,9 @@ export class RestoreStatement {
    * opens each SST from the bucket; with verify_backup_table_data the keys are read and checked, not
    * written), fail on the first missing or corrupt one, then create the databases with their tables
    * (no rows with schema_only). Until the end the new databases are OFFLINE (not listed, not droppable);
-   * a failed or cancelled restore leaves none (OnFailOrCancel drops them).
+   * a failed or cancelled restore leaves none (OnFailOrCancel drops them). A database restore is owned
+   * by the user running it, with ALL for root and admin (cockroach PR #79144, restore-grants tests), so
+   * that user may drop it.
    */
   private async runJob(job: Job, store: JobStorage, p: RestorePlan): Promise<void> {
     await sleep(30);

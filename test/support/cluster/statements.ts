@@ -1,6 +1,6 @@
 /**
  * The statements the engine hands on to their own modules: RESTORE (restore.ts), DROP DATABASE and
- * the database lists (catalog.ts), CHECK EXTERNAL CONNECTION (external-check.ts), the privilege views
+ * the database lists (catalog.ts), CHECK EXTERNAL CONNECTION / SHOW BACKUP CONNECTION (external-check.ts), the privilege views
  * (privilege-views.ts), SHOW BACKUP's table rows (backup-objects.ts), and COMMIT / ROLLBACK for jobs
  * created inside a transaction (transactions.ts). `dispatch` answers undefined for anything else.
  */
@@ -21,8 +21,7 @@ export class Statements {
 
   constructor(private readonly e: EngineInternals) {
     this.txn = new Transactions(e);
-    this.restore = new RestoreStatement(e);
-    this.restore.startJob = (s, job, start) => this.txn.startJob(s, job, start);
+    this.restore = new RestoreStatement(e, (s, job, start) => this.txn.startJob(s, job, start));
     this.externalCheck = new ExternalCheck(e);
     this.privileges = new PrivilegeViews(e);
   }
