@@ -128,6 +128,8 @@ describe.each([
       /^closing after writing: upload failed: RequestError: send request failed/,
     );
     expect(r.rows[2].transferred).toBe('2.0 KiB');
+    // humanizeutil.DataRate: no bytes read is `0`; bytes written in no recorded time is `inf`.
+    expect([r.rows[2].read_speed, r.rows[2].write_speed]).toEqual(['0', 'inf']);
     expect(s3.listKeys('bk', `chk2${profile}/`)).toEqual([]);
   });
 

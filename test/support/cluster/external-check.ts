@@ -124,12 +124,12 @@ export class ExternalCheck {
     store: JobStorage,
     o: CheckOptions,
   ): Promise<(string | null)[]> {
-    const total = { ok: false, error: '', wrote: 0, wroteMs: 0, read: 0, readMs: 0, canDelete: false };
+    const total = { ok: false, error: '', wrote: 0, wroteNs: 0n, read: 0, readNs: 0n, canDelete: false };
     const started = Date.now();
     for (let round = 0; round < 1000; round++) {
       const name = `cockroach-storage-test-${Date.now()}${++this.seq}`;
       const body = Buffer.alloc(o.transfer, 0x5a);
-      let t = Date.now();
+      let t = process.hrtime.bigint();
       if (node.unreachable !== undefined) {
         // The writer buffers every chunk, so the bytes count as written; the upload at Close fails.
         total.wrote += o.transfer;
@@ -146,8 +146,8 @@ export class ExternalCheck {
         break;
       }
       total.wrote += o.transfer;
-      total.wroteMs += Date.now() - t;
-      t = Date.now();
+      total.wroteNs += process.hrtime.bigint() - t;
+      t = process.hrtime.bigint();
       let back: Buffer | undefined;
       try {
         back = await store.get(name);
@@ -160,7 +160,7 @@ export class ExternalCheck {
         break;
       }
       total.read += back.length;
-      total.readMs += Date.now() - t;
+      total.readNs += process.hrtime.bigint() - t;
       total.ok = true;
       try {
         await store.delete(name);
@@ -179,8 +179,8 @@ export class ExternalCheck {
       total.ok ? 't' : 'f',
       total.error,
       iBytes(total.wrote),
-      dataRate(total.read, total.readMs),
-      dataRate(total.ok ? total.wrote : 0, total.wroteMs),
+      dataRate(total.read, total.readNs),
+      dataRate(total.wrote, total.wroteNs),
       total.canDelete ? 't' : 'f',
     ];
   }
@@ -241,11 +241,14 @@ export function iBytes(n: number): string {
   return `${v < 10 ? v.toFixed(1) : v.toFixed(0)} ${units[e - 1]}`;
 }
 
-/** humanizeutil.DataRate: MiB/s with two decimals (`66.17 MiB/s` in the docs). */
-function dataRate(bytes: number, ms: number): string {
-  if (bytes === 0) return '0 B/s';
-  const seconds = Math.max(ms, 0.5) / 1000;
-  return `${(bytes / seconds / (1 << 20)).toFixed(2)} MiB/s`;
+/**
+ * humanizeutil.DataRate: `0` for no bytes, `inf` for no time (a failed upload leaves the write time
+ * unset while its bytes count), else MiB/s with two decimals (`66.17 MiB/s` in the docs).
+ */
+function dataRate(bytes: number, nanos: bigint): string {
+  if (bytes === 0) return '0';
+  if (nanos === 0n) return 'inf';
+  return `${(bytes / (Number(nanos) / 1e9) / (1 << 20)).toFixed(2)} MiB/s`;
 }
 
 function stripPrefix(message: string): string {
