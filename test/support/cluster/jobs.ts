@@ -134,6 +134,8 @@ export interface Manifest {
   catalog?: ManifestDatabase[];
   /** `revision_history` (MVCCFilter_All): a RESTORE may pick any time inside this layer. */
   revisionHistory?: boolean;
+  /** The cluster version that wrote it (BackupManifest.ClusterVersion), e.g. `24.3`. */
+  clusterVersion?: string;
 }
 
 export interface ManifestTable {
@@ -418,6 +420,7 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
     ...(plan.passphrase !== undefined ? { encryption: passphraseHash(plan.passphrase) } : {}),
     ...(plan.catalog ? { catalog: plan.catalog } : {}),
     ...(plan.revisionHistory ? { revisionHistory: true } : {}),
+    clusterVersion: `${plan.profile.major}.${plan.profile.minor}`,
   };
   const body = JSON.stringify(manifest);
   // BACKUP_MANIFEST is written last: it is what marks a backup complete.

@@ -424,3 +424,54 @@ describe('DROP DATABASE, database lists and SHOW BACKUP objects (25.2)', () => {
     ]);
   });
 });
+
+describe('RESTORE on another cluster (verify-connection-string)', () => {
+  const clusters: TestCluster[] = [];
+  afterAll(async () => {
+    await Promise.all(clusters.map((c) => c.close()));
+  });
+  const start = async (profile: ProfileName) => {
+    const c = await startTestCluster({ profile, jobDurationMs: 200 });
+    c.engine.catalog.setTables('shop', SHOP_TABLES);
+    clusters.push(c);
+    return c;
+  };
+
+  it('restores a backup of the previous supported version, and refuses a newer or a too old one', async () => {
+    const [v22, v24, v25, v23] = await Promise.all([
+      start('22.2'),
+      start('24.3'),
+      start('25.2'),
+      start('23.2'),
+    ]);
+    const taken: Record<string, Backed> = {};
+    for (const [name, cluster] of [
+      ['22.2', v22],
+      ['24.3', v24],
+      ['25.2', v25],
+    ] as const) {
+      const c = await clients.connect(cluster);
+      const prefix = `cross/${name}`;
+      const uri = s3Uri(s3, prefix, pathStyleFor(name));
+      taken[name] = await backup(c, uri, prefix);
+    }
+    const on25 = await clients.connect(v25);
+    const restore = (c: pg.Client, b: Backed, uri: string, name: string) =>
+      c.query(
+        `RESTORE DATABASE shop FROM $1 IN $2 AS OF SYSTEM TIME '${b.times[0]}' WITH ${VERIFY}, new_db_name = '${name}', detached`,
+        [b.full, uri],
+      );
+    // 25.2 reads the collections with the path-style parameter it needs (pathStyleFor).
+    const as25 = (b: Backed) => s3Uri(s3, b.prefix, pathStyleFor('25.2'));
+    const ok = await restore(on25, taken['24.3']!, as25(taken['24.3']!), 'from_24_3');
+    expect((await waitJob(on25, ok.rows[0].job_id)).status).toBe('succeeded');
+    await expect(restore(on25, taken['22.2']!, as25(taken['22.2']!), 'from_22_2')).rejects.toMatchObject({
+      message: 'backup from version 22.2 is older than the minimum restorable version 24.3',
+      hint: expect.stringContaining('restoring-backups-across-versions'),
+    });
+    const on23 = await clients.connect(v23);
+    await expect(
+      restore(on23, taken['25.2']!, s3Uri(s3, taken['25.2']!.prefix, pathStyleFor('23.2')), 'from_25_2'),
+    ).rejects.toThrow('backup from version 25.2 is newer than current version 23.2');
+  });
+});

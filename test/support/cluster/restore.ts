@@ -102,6 +102,7 @@ export class RestoreStatement {
         `failed to read backup from "${subdir}": path does not contain a completed backup`,
       );
     await this.checkEncryption(store, layers[0]!, o);
+    this.checkVersions(layers);
     const chain = this.truncate(layers, endMicros);
     const last = chain[chain.length - 1]!.manifest;
     const inBackup = backedUpDatabases(last, this.e);
@@ -247,6 +248,31 @@ export class RestoreStatement {
   }
 
   /**
+   * checkBackupManifestVersionCompatability (restore_planning.go): a backup from a newer cluster
+   * version, or from one older than the oldest version this release can upgrade from
+   * (clusterversion MinSupportedVersion), is refused before any job starts.
+   */
+  private checkVersions(layers: Layer[]): void {
+    const p = this.e.profile;
+    const current = `${p.major}.${p.minor}`;
+    const min = MIN_SUPPORTED[current];
+    for (const { manifest } of layers) {
+      const v = manifest.clusterVersion;
+      if (v === undefined) continue;
+      if (versionLess(current, v))
+        throw new SqlError('XXUUU', `backup from version ${v} is newer than current version ${current}`);
+      if (min !== undefined && versionLess(v, min)) {
+        throw new SqlError(
+          'XXUUU',
+          `backup from version ${v} is older than the minimum restorable version ${min}`,
+          undefined,
+          'refer to our documentation about restoring across versions: https://www.cockroachlabs.com/docs/stable/restoring-backups-across-versions.html',
+        );
+      }
+    }
+  }
+
+  /**
    * backupinfo.ValidateEndTimeAndTruncate: the layer with start < t <= end covers t; t other than its
    * end needs revision_history; no layer covers t: `invalid RESTORE timestamp: supplied backups do
    * not cover requested time`. The chain is cut after that layer.
@@ -384,6 +410,26 @@ export function backedUpDatabases(m: Manifest, e: EngineInternals): ManifestData
   if (m.catalog) return m.catalog;
   const names = m.databases.length > 0 ? m.databases : [...e.databases].filter((d) => d !== 'system');
   return names.map((name) => ({ name, tables: [] }));
+}
+
+/**
+ * The oldest cluster version each release runs with (and so restores from): the previous release,
+ * or for a release after an innovation release the one before it (24.3 from 24.1, 25.2 from 24.3;
+ * pkg/clusterversion cockroach_versions.go MinSupported, docs "Restoring backups across versions").
+ */
+const MIN_SUPPORTED: Record<string, string> = {
+  '22.2': '22.1',
+  '23.1': '22.2',
+  '23.2': '23.1',
+  '24.1': '23.2',
+  '24.3': '24.1',
+  '25.2': '24.3',
+};
+
+function versionLess(a: string, b: string): boolean {
+  const [am, an] = a.split('.').map(Number) as [number, number];
+  const [bm, bn] = b.split('.').map(Number) as [number, number];
+  return am < bm || (am === bm && an < bn);
 }
 
 /** Go's time.Time String() in UTC: `2006-01-02 15:04:05.999999 +0000 UTC`. */
