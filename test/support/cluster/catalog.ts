@@ -27,6 +27,8 @@ const SHOW_DATABASES_COLUMNS = [
 export class Catalog {
   private readonly owners = new Map<string, string>();
   private readonly tableDefs = new Map<string, ManifestTable[]>();
+  /** Databases a running RESTORE has created OFFLINE, with the reason (`restoring`). */
+  private readonly offline = new Map<string, string>();
   /** database → user → privileges granted on it (GRANT … ON DATABASE). */
   private readonly grants = new Map<string, Map<string, Set<string>>>();
 
@@ -70,6 +72,23 @@ export class Catalog {
   }
 
   // ---- for the statement modules -------------------------------------------------------------------
+
+  /**
+   * A restore job writes its databases' descriptors OFFLINE when it starts (restore_job.go
+   * createImportingDescriptors): the name is taken but not listed, and any use of it fails with
+   * `database "x" is offline: restoring` (55000; seen in cockroach issue #122168). The job publishes
+   * them when it succeeds and drops them when it fails or is cancelled (OnFailOrCancel).
+   */
+  takeOffline(name: string, reason = 'restoring'): void {
+    this.offline.set(name, reason);
+  }
+  releaseOffline(name: string): void {
+    this.offline.delete(name);
+  }
+  /** The name exists, public or offline (what `database "x" already exists` checks). */
+  taken(name: string): boolean {
+    return this.names.has(name) || this.offline.has(name);
+  }
 
   /** What a backup of these databases (all but `system` when none are named) records. */
   snapshot(databases: readonly string[]): ManifestDatabase[] {
@@ -119,6 +138,8 @@ export class Catalog {
     if (raw.startsWith('$') || raw.startsWith("'"))
       throw new SqlError('42601', `at or near "${resolveValue(raw, params) ?? ''}": syntax error`);
     const name = parseIdent(raw);
+    const offline = this.offline.get(name);
+    if (offline !== undefined) throw new SqlError('55000', `database "${name}" is offline: ${offline}`);
     if (!this.names.has(name)) {
       if (m[1]) return { fields: null, rows: [], tag: 'DROP DATABASE' };
       throw new SqlError('3D000', `database "${name}" does not exist`);

@@ -326,8 +326,24 @@ describe.each(['22.2', '23.2', '25.2'] as ProfileName[])('RESTORE on CockroachDB
       );
       const id = r.rows[0].job_id as string;
       await waitFor(c, id, (row) => row.started !== null, 'the restore to start');
+      // While it runs, the database exists OFFLINE: not listed, not droppable, its name taken.
+      await new Promise((res) => setTimeout(res, 100));
+      const listed = await c.query('SELECT datname FROM pg_database WHERE datname = $1', ['scratch_cancel']);
+      expect(listed.rows).toEqual([]);
+      await expect(c.query('DROP DATABASE scratch_cancel CASCADE')).rejects.toMatchObject({
+        code: '55000',
+        message: 'database "scratch_cancel" is offline: restoring',
+      });
+      await expect(
+        c.query(
+          `RESTORE DATABASE shop FROM $1 IN $2 AS OF SYSTEM TIME '${b.times[0]}' WITH ${VERIFY}, new_db_name = 'scratch_cancel', detached`,
+          [b.full, uri],
+        ),
+      ).rejects.toThrow('database "scratch_cancel" already exists');
       await c.query('CANCEL JOB $1', [id]);
       expect((await waitJob(c, id)).status).toBe('canceled');
+      await new Promise((res) => setTimeout(res, 100));
+      await expect(c.query('DROP DATABASE scratch_cancel CASCADE')).rejects.toMatchObject({ code: '3D000' });
     } finally {
       cluster.engine.setJobDuration(200);
     }

@@ -119,7 +119,7 @@ export class RestoreStatement {
       );
     });
     for (const name of o.newDbName !== undefined ? [o.newDbName] : databases) {
-      if (this.e.databases.has(name)) throw new SqlError('XXUUU', `database "${name}" already exists`);
+      if (this.e.catalog.taken(name)) throw new SqlError('XXUUU', `database "${name}" already exists`);
     }
     const description = this.describe(databases, subdir, uri, aostToken, o);
     const job = this.e.createJob(s.info.user, description, sql, uri);
@@ -329,6 +329,13 @@ export class RestoreStatement {
     return `RESTORE DATABASE ${databases.map(formatIdent).join(', ')} FROM ${quoteLiteral(subdir)} IN ${quoteLiteral(sanitizeUri(uri))}${aost}${withClause}`;
   }
 
+  /** Wait `ms` of the job's time; a cancel or pause is noticed within 50 ms, as the job's context would. */
+  private async pause(job: Job, ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !job.control.cancelled && !job.control.paused && !this.e.closed())
+      await sleep(Math.min(50, end - Date.now()));
+  }
+
   /**
    * The job: read every data file of each layer up to the chosen time (restore_data_processor.go
    * opens each SST from the bucket; with verify_backup_table_data the keys are read and checked, not
@@ -349,10 +356,16 @@ export class RestoreStatement {
         )
       : [];
     const stepMs = this.e.jobDurationMs() / (files.length + 1);
+    const clash = p.names.find((n) => this.e.catalog.taken(n));
+    if (clash !== undefined) {
+      this.e.finish(job, 'failed', `database "${clash}" already exists`);
+      return;
+    }
+    for (const n of p.names) this.e.catalog.takeOffline(n);
     try {
       for (let i = 0; i < files.length; i++) {
         await this.e.gate(job);
-        await sleep(stepMs);
+        await this.pause(job, stepMs);
         await this.e.gate(job);
         const f = files[i]!;
         const body = await store.get(f.key);
@@ -376,11 +389,11 @@ export class RestoreStatement {
         }
       }
       await this.e.gate(job);
-      await sleep(stepMs);
+      await this.pause(job, stepMs);
       await this.e.gate(job);
       for (let i = 0; i < p.names.length; i++) {
         const name = p.names[i]!;
-        if (this.e.databases.has(name)) throw new Error(`database "${name}" already exists`);
+        this.e.catalog.releaseOffline(name);
         const tables: ManifestTable[] = p.targets[i]!.tables.map((t) => ({
           ...t,
           rows: p.keepRows ? t.rows : 0,
@@ -390,11 +403,15 @@ export class RestoreStatement {
       job.fraction = 1;
       this.e.finish(job, 'succeeded', '');
     } catch (err) {
-      if (job.control.cancelled) return;
-      this.e.finish(job, 'failed', (err as Error).message);
+      if (!job.control.cancelled) this.e.finish(job, 'failed', (err as Error).message);
+      // The OFFLINE databases go once the job has reverted (a cancel passes through reverting).
+      for (let i = 0; i < 600 && !TERMINAL.has(job.status) && !this.e.closed(); i++) await sleep(25);
+      for (const n of p.names) this.e.catalog.releaseOffline(n);
     }
   }
 }
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
 
 interface RestorePlan {
   chain: Layer[];
