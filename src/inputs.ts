@@ -42,6 +42,8 @@ export interface ReadResult {
 const MAX_INPUT_LENGTH = 32 * 1024;
 const MAX_IDENTIFIER_BYTES = 128;
 const MAX_ROLE_BYTES = 63;
+/** The default lifetime of an assumed role's session (role-duration-seconds: 3600). */
+const DEFAULT_SESSION_MS = 3_600_000;
 
 const SECRET_INPUTS = [
   'connection-string',
@@ -129,13 +131,34 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
       'The AWS credentials are handed to the cluster in the backup URI; CockroachDB keeps them in the job record until the job is garbage-collected.',
     );
   }
+  const timeoutMs = parseDurationInput(read('timeout'), 'timeout', { minMs: 1 });
   if (aws.sessionToken) {
-    warnings.push(
-      'aws-session-token is set: temporary credentials expire (by default after 1 hour) and the backup must finish before they do. Set role-duration-seconds in configure-aws-credentials to outlast the backup.',
+    // Temporary credentials last 1 h by default (configure-aws-credentials' role-duration-seconds):
+    // warn only when this run may outlast them, else say it once in the log.
+    if (timeoutMs === undefined || timeoutMs > DEFAULT_SESSION_MS) {
+      warnings.push(
+        `aws-session-token is set: temporary credentials expire (by default after 1 hour) and the backup must finish before they do, but ${timeoutMs === undefined ? 'no timeout is set' : `timeout is ${read('timeout')}`}. Set role-duration-seconds in configure-aws-credentials to outlast the backup, and a timeout no longer than that.`,
+      );
+    } else {
+      notices.push(
+        `aws-session-token is set: the run ends within timeout (${read('timeout')}), inside the default 1-hour lifetime of temporary credentials.`,
+      );
+    }
+  }
+  const backupType = oneOf<BackupType>(read('backup-type') || 'full', 'backup-type', [
+    'full',
+    'incremental',
+    'auto',
+  ]);
+  const fullBackupEveryMs = parseDurationInput(read('full-backup-every'), 'full-backup-every', {
+    minMs: 60_000,
+  });
+  if (fullBackupEveryMs !== undefined && backupType !== 'auto') {
+    throw new InputError(
+      'full-backup-every',
+      `starts a new chain only with backup-type: auto, and backup-type is ${backupType}. Set backup-type: auto, or remove full-backup-every.`,
     );
   }
-
-  const timeoutMs = parseDurationInput(read('timeout'), 'timeout', { minMs: 1 });
   const config: Config = {
     connection,
     grantConnection,
@@ -147,11 +170,8 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
     s3PathStyle,
     s3Auth,
     ...(assumeRole !== undefined ? { assumeRole } : {}),
-    backupType: oneOf<BackupType>(read('backup-type') || 'full', 'backup-type', [
-      'full',
-      'incremental',
-      'auto',
-    ]),
+    backupType,
+    ...(fullBackupEveryMs !== undefined ? { fullBackupEveryMs } : {}),
     databases: parseDatabaseList(read('databases')),
     asOfSystemTime: parseAsOfSystemTime(read('as-of-system-time') || '-10s'),
     revisionHistory: parseBoolean(read('revision-history'), 'revision-history', true),

@@ -41,6 +41,8 @@ import {
   showBackupsStatement,
   showBackupStatement,
 } from './sql.js';
+import type { Plan } from './plan.js';
+import { PlanError, planBackup } from './plan.js';
 import type { ObjectStore } from './storage.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { ClusterVersion, Config } from './types.js';
@@ -171,12 +173,6 @@ export function applicationNameBase(
   const repo = env.GITHUB_REPOSITORY ?? 'local';
   const id = env.GITHUB_RUN_ID ?? `local${Math.floor(random() * 1e9)}`;
   return `crdb-backup-action ${repo} run ${id}-${env.GITHUB_RUN_ATTEMPT ?? '1'}`;
-}
-
-interface Plan {
-  kind: 'full' | 'incremental';
-  /** The full backup an incremental extends. */
-  appendTo?: string;
 }
 
 /** One run of the main step: the phases in order, each in a log group. */
@@ -455,26 +451,31 @@ class Step {
   }
 
   private async planBackup(): Promise<Plan> {
-    const { backupType } = this.config;
-    if (backupType === 'full') return { kind: 'full' };
-    const rows = await this.link.withReconnect(
-      'listing full backups',
-      (s) => s.query(showBackupsStatement(this.destination!.uri)),
-      { budgetMs: this.timings.reconnectBudgetMs, signal: this.deps.signal },
-    );
-    const fulls = rows.map((r) => String(r.path)).sort();
-    const latest = fulls[fulls.length - 1];
-    if (latest === undefined) {
-      if (backupType === 'incremental') {
-        throw new StepFailure(
-          `backup-type: incremental, but ${this.config.collection.display} holds no full backup to append to. Run once with backup-type: full, or use backup-type: auto.`,
-        );
-      }
-      this.log('backup-type: auto: the collection holds no full backup yet; taking a full backup.');
-      return { kind: 'full' };
+    const { config } = this;
+    try {
+      return await planBackup({
+        backupType: config.backupType,
+        databases: config.databases,
+        ...(config.fullBackupEveryMs !== undefined ? { fullBackupEveryMs: config.fullBackupEveryMs } : {}),
+        collectionDisplay: config.collection.display,
+        query: (stmt) =>
+          this.link.withReconnect('planning the backup', (s) => s.query(stmt), {
+            budgetMs: this.timings.reconnectBudgetMs,
+            signal: this.deps.signal,
+          }),
+        showBackups: showBackupsStatement(this.destination!.uri),
+        showBackup: (subdir) =>
+          showBackupStatement(this.destination!.uri, subdir, {
+            checkFiles: false,
+            encryptionPassphrase: config.encryptionPassphrase,
+            kmsUri: config.kmsUri,
+          }),
+        log: (m) => this.log(m),
+      });
+    } catch (err) {
+      if (err instanceof PlanError) throw new StepFailure(err.message);
+      throw new StepFailure(`Could not plan the backup: ${describeError(err, this.secrets)}`);
     }
-    this.log(`Appending an incremental backup to the full backup ${latest}.`);
-    return { kind: 'incremental', appendTo: latest };
   }
 
   private async submit(plan: Plan, capture: CaptureTime): Promise<void> {
@@ -520,6 +521,9 @@ class Step {
     const o = this.report.outputs;
     const full = plan.kind === 'incremental' ? plan.appendTo : (plan.appendTo ?? capture?.fullSubdir);
     this.report.backupKind = plan.kind;
+    // Why auto took a new full backup (no full, other targets, full-backup-every) is worth a line.
+    if (plan.kind === 'full' && plan.reason !== undefined && !this.report.notes.includes(plan.reason))
+      this.report.notes.push(plan.reason);
     if (capture) o['end-time'] = capture.iso;
     if (full !== undefined) {
       o['backup-path'] = full;

@@ -80,6 +80,8 @@ export interface Config {
   readonly s3Auth: S3Auth;
   readonly assumeRole?: string;
   readonly backupType: BackupType;
+  /** With auto: a new full backup when the newest one is older than this. */
+  readonly fullBackupEveryMs?: number;
   /** Database names as CockroachDB will see them (unquoted folded to lower case, quoted kept). Empty: full cluster. */
   readonly databases: readonly string[];
   readonly asOfSystemTime: AsOfSystemTime;

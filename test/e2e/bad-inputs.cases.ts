@@ -494,6 +494,21 @@ export const BAD_INPUT_CASES: BadInputCase[] = [
   // pruning
   { name: 'prune-keep-last zero', inputs: { 'prune-keep-last': '0' }, input: 'prune-keep-last' },
   { name: 'prune-keep-last not a number', inputs: { 'prune-keep-last': 'seven' }, input: 'prune-keep-last' },
+  {
+    name: 'full-backup-every garbage',
+    inputs: { 'backup-type': 'auto', 'full-backup-every': 'weekly' },
+    input: 'full-backup-every',
+  },
+  {
+    name: 'full-backup-every too short',
+    inputs: { 'backup-type': 'auto', 'full-backup-every': '30s' },
+    input: 'full-backup-every',
+  },
+  {
+    name: 'full-backup-every without backup-type auto',
+    inputs: { 'backup-type': 'incremental', 'full-backup-every': '7d' },
+    input: 'full-backup-every',
+  },
   { name: 'prune-older-than garbage', inputs: { 'prune-older-than': 'old' }, input: 'prune-older-than' },
   { name: 'prune-older-than too short', inputs: { 'prune-older-than': '10s' }, input: 'prune-older-than' },
   {

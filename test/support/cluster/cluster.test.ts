@@ -304,6 +304,52 @@ describe('statements and rules on 25.2', () => {
     );
   });
 
+  it('fails an incremental whose targets the chain does not hold, as the backup job does', async () => {
+    const c = await connect(cluster);
+    const u = uri('targets', '&AWS_USE_PATH_STYLE=true');
+    const first = await c.query(`BACKUP DATABASE shop INTO $1 AS OF SYSTEM TIME '-3s' WITH detached`, [u]);
+    expect((await waitJob(c, first.rows[0].job_id)).status).toBe('succeeded');
+    const [full] = (await c.query('SHOW BACKUPS IN $1', [u])).rows.map((r) => r.path as string);
+    // The statement is accepted (detached): the job fails when it resolves its manifest.
+    const wider = await c.query(
+      `BACKUP DATABASE shop, defaultdb INTO $2 IN $1 AS OF SYSTEM TIME '-2s' WITH detached`,
+      [u, full],
+    );
+    expect(await waitJob(c, wider.rows[0].job_id)).toMatchObject({
+      status: 'failed',
+      error: 'previous backup does not contain the complete database "defaultdb"',
+    });
+    const same = await c.query(`BACKUP DATABASE shop INTO $2 IN $1 AS OF SYSTEM TIME '-1s' WITH detached`, [
+      u,
+      full,
+    ]);
+    expect((await waitJob(c, same.rows[0].job_id)).status).toBe('succeeded');
+
+    const uc = uri('targets-cluster', '&AWS_USE_PATH_STYLE=true');
+    await waitJob(c, (await c.query(`BACKUP INTO $1 AS OF SYSTEM TIME '-2s' WITH detached`, [uc])).rows[0].job_id);
+    const onCluster = await c.query(
+      `BACKUP DATABASE shop INTO LATEST IN $1 AS OF SYSTEM TIME '-1s' WITH detached`,
+      [uc],
+    );
+    expect(await waitJob(c, onCluster.rows[0].job_id)).toMatchObject({
+      status: 'failed',
+      error: 'cannot append a backup of specific tables or databases to a cluster backup',
+    });
+  });
+
+  it('moves its clock: now(), and the end time of a backup taken relative to it', async () => {
+    const c = await connect(cluster);
+    const before = Date.parse((await c.query('SELECT now() AS now')).rows[0].now);
+    cluster.moveClock(8 * 86_400_000);
+    try {
+      const after = Date.parse((await c.query('SELECT now() AS now')).rows[0].now);
+      expect(after - before).toBeGreaterThanOrEqual(8 * 86_400_000);
+      expect(after - before).toBeLessThan(8 * 86_400_000 + 60_000);
+    } finally {
+      cluster.moveClock(-8 * 86_400_000);
+    }
+  });
+
   it('shows sessions by application_name, and keeps a lost-answer session for a while', async () => {
     const c = await connect(cluster);
     cluster.engine.loseNextBackupAnswer({ lingerMs: 500 });

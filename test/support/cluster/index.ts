@@ -7,6 +7,7 @@ import { CockroachEngine } from './engine.js';
 import type { JobSnapshot, StatementLogEntry, TestUser } from './engine.js';
 import type { AuthMethod, PgWireServer } from './pgwire.js';
 import { startPgWireServer } from './pgwire.js';
+import { moveClusterClock, resetClusterClock } from './sqltext.js';
 import type { ProfileName } from './profiles.js';
 import { PROFILE_NAMES, profileFor } from './profiles.js';
 
@@ -41,6 +42,8 @@ export interface TestCluster {
   readonly engine: CockroachEngine;
   jobs(): JobSnapshot[];
   readonly statementLog: readonly StatementLogEntry[];
+  /** Move the cluster's clock forward (now(), job times, backup end times): days between nightly runs. */
+  moveClock(byMs: number): void;
   close(): Promise<void>;
 }
 
@@ -88,7 +91,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     engine,
     jobs: () => engine.snapshots(),
     statementLog: engine.statementLog,
+    moveClock: (byMs) => moveClusterClock(byMs),
     async close() {
+      resetClusterClock();
       engine.close();
       await wire.close();
     },

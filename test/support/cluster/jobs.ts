@@ -382,11 +382,26 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
         `No full backup exists in "${subdir}" to append an incremental backup to. To take a full backup, remove the subdirectory from the backup command (i.e. run 'BACKUP ... INTO <collectionURI>'). `,
       );
     }
+    // CockroachDB checks the targets against the chain when the job resolves its manifest
+    // (pkg/backup/backup_planning.go getBackupDetailAndManifest, in the job for a detached
+    // BACKUP): database targets onto a cluster backup are refused first, …
+    if (layers[0]!.manifest.isFullCluster && plan.databases.length > 0) {
+      throw new Error('cannot append a backup of specific tables or databases to a cluster backup');
+    }
     const previous = BigInt(layers[layers.length - 1]!.manifest.endMicros);
     if (plan.endMicros <= previous) {
       throw new Error(
         `\`AS OF SYSTEM TIME\` ${plan.endMicros} must be greater than the previous backup's end time of ${previous}.`,
       );
+    }
+    // … then, after the end-time check, createBackupManifest's checkForNewCompleteDatabases: every
+    // complete database of a non-cluster backup must be complete in the previous layer (its
+    // CompleteDbs). A cluster backup onto a database backup is not checked there.
+    if (plan.databases.length > 0) {
+      const inPrevious = new Set(layers[layers.length - 1]!.manifest.databases);
+      const added = plan.databases.find((d) => !inPrevious.has(d));
+      if (added !== undefined)
+        throw new Error(`previous backup does not contain the complete database ${goQuote(added)}`);
     }
     startMicros = previous;
     const suffix = plan.profile.incrementalStartSuffix ? `-${compactTime(previous)}` : '';
@@ -460,3 +475,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 export { nowMicros };
+
+/** Go's %q of a plain string: double quotes, with `"` and `\` escaped. */
+function goQuote(s: string): string {
+  return `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}

@@ -127,7 +127,21 @@ export function syntaxError(sql: string): SqlError {
 
 // ---- time --------------------------------------------------------------------------------------------
 
-export const nowMicros = (): bigint => BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000));
+/**
+ * How far the test cluster's clock is ahead of the machine's (ms). Tests move it to simulate days or
+ * weeks between runs (a nightly schedule); every cluster time (now(), job times, backup end times)
+ * reads it. One clock per process, as one cluster per test file.
+ */
+let clockOffsetMs = 0;
+export function moveClusterClock(byMs: number): void {
+  clockOffsetMs += byMs;
+}
+export function resetClusterClock(): void {
+  clockOffsetMs = 0;
+}
+
+export const nowMicros = (): bigint =>
+  BigInt(Date.now() + clockOffsetMs) * 1000n + BigInt(Math.floor(Math.random() * 1000));
 
 function parts(micros: bigint): { date: string; time: string; frac: string } {
   const iso = new Date(Number(micros / 1000n)).toISOString();

@@ -1,0 +1,137 @@
+/**
+ * What to back up: a new full backup or an incremental onto the newest full
+ * one (backup-type, full-backup-every, and the full backup's targets).
+ */
+import type { Row } from './cluster.js';
+import type { Statement } from './sql.js';
+import { formatDurationMs } from './report.js';
+import type { BackupType } from './types.js';
+
+export interface Plan {
+  kind: 'full' | 'incremental';
+  /** The full backup an incremental extends. */
+  appendTo?: string;
+  /** Why `auto` chose a new full backup, or onto which full backup it appends: logged and in the summary. */
+  reason?: string;
+}
+
+/** A plan that cannot be carried out (incremental without a full backup of the same targets). */
+export class PlanError extends Error {}
+
+export interface PlanContext {
+  backupType: BackupType;
+  /** This run's databases; empty for a cluster backup. */
+  databases: readonly string[];
+  fullBackupEveryMs?: number;
+  collectionDisplay: string;
+  /** Runs a statement on the cluster (with the step's reconnects). */
+  query: (stmt: Statement) => Promise<Row[]>;
+  showBackups: Statement;
+  /** `SHOW BACKUP FROM <subdir> IN …` with the backup's encryption options. */
+  showBackup: (subdir: string) => Statement;
+  log: (message: string) => void;
+}
+
+/** What a backup holds: the whole cluster, or these databases. */
+export interface Targets {
+  cluster: boolean;
+  databases: string[];
+}
+
+export async function planBackup(ctx: PlanContext): Promise<Plan> {
+  if (ctx.backupType === 'full') return { kind: 'full' };
+  const rows = await ctx.query(ctx.showBackups);
+  // Folder names are end times (/YYYY/MM/DD-HHMMSS.ss): the greatest is the newest full backup,
+  // the one `backup-type: incremental` extends.
+  const latest = rows
+    .map((r) => String(r.path))
+    .map((p) => `/${p.replace(/^\/+/, '')}`)
+    .sort()
+    .pop();
+  if (latest === undefined) {
+    if (ctx.backupType === 'incremental') {
+      throw new PlanError(
+        `backup-type: incremental, but ${ctx.collectionDisplay} holds no full backup to append to. Run once with backup-type: full, or use backup-type: auto.`,
+      );
+    }
+    return full(ctx, 'backup-type: auto: the collection holds no full backup yet; taking a full backup.');
+  }
+
+  if (ctx.backupType === 'auto' && ctx.fullBackupEveryMs !== undefined) {
+    const now = await clusterNow(ctx);
+    const end = endMillisOfFolder(latest);
+    if (end !== undefined && now - end > ctx.fullBackupEveryMs) {
+      return full(
+        ctx,
+        `backup-type: auto: the newest full backup ${latest} ended ${formatAge(now - end)} ago (cluster clock), more than full-backup-every (${formatAge(ctx.fullBackupEveryMs)}): starting a new chain with a full backup.`,
+      );
+    }
+  }
+
+  const held = targetsOf(await ctx.query(ctx.showBackup(latest)));
+  const wanted: Targets = { cluster: ctx.databases.length === 0, databases: [...ctx.databases] };
+  if (!sameTargets(held, wanted)) {
+    const why = `the newest full backup ${latest} holds ${describeTargets(held)}, and this run backs up ${describeTargets(wanted)}; CockroachDB appends an incremental only to a backup of the same targets`;
+    if (ctx.backupType === 'incremental') {
+      throw new PlanError(
+        `backup-type: incremental: ${why}. Set databases to what the full backup holds, or start a new chain with backup-type: full (or auto).`,
+      );
+    }
+    return full(ctx, `backup-type: auto: ${why}: taking a new full backup.`);
+  }
+  const reason = `Appending an incremental backup to the full backup ${latest}.`;
+  ctx.log(reason);
+  return { kind: 'incremental', appendTo: latest, reason };
+}
+
+function full(ctx: PlanContext, reason: string): Plan {
+  ctx.log(reason);
+  return { kind: 'full', reason };
+}
+
+async function clusterNow(ctx: PlanContext): Promise<number> {
+  const rows = await ctx.query({ text: 'SELECT now() AS now', params: [] });
+  const value = rows[0]?.now;
+  const ms = value instanceof Date ? value.getTime() : Date.parse(String(value));
+  if (!Number.isFinite(ms)) throw new Error(`could not read the cluster clock (SELECT now() gave ${String(value)})`);
+  return ms;
+}
+
+/** `/2026/11/24-114045.12` → its end time in ms (UTC), or undefined for another name. */
+export function endMillisOfFolder(folder: string): number | undefined {
+  const m = /^\/?(\d{4})\/(\d{2})\/(\d{2})-(\d{2})(\d{2})(\d{2})\.(\d{2})$/.exec(folder);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, cs] = m.map(Number) as number[];
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!, cs! * 10);
+}
+
+/** The targets of a full backup, from `SHOW BACKUP`'s rows of its full layer. */
+export function targetsOf(rows: Row[]): Targets {
+  const fullRows = rows.filter((r) => r.backup_type === undefined || String(r.backup_type) === 'full');
+  const cluster = fullRows.some((r) => r.is_full_cluster === true || r.is_full_cluster === 't');
+  const databases = fullRows
+    .filter((r) => String(r.object_type) === 'database')
+    .map((r) => String(r.object_name));
+  return { cluster, databases: [...new Set(databases)] };
+}
+
+export function sameTargets(a: Targets, b: Targets): boolean {
+  if (a.cluster || b.cluster) return a.cluster === b.cluster;
+  const x = new Set(a.databases);
+  return x.size === new Set(b.databases).size && b.databases.every((d) => x.has(d));
+}
+
+function describeTargets(t: Targets): string {
+  if (t.cluster) return 'the whole cluster';
+  if (t.databases.length === 0) return 'no database';
+  const names = [...t.databases].sort().map((d) => `"${d}"`);
+  return `database${names.length > 1 ? 's' : ''} ${names.join(', ')}`;
+}
+
+function formatAge(ms: number): string {
+  const days = Math.floor(ms / 86_400_000);
+  const rest = ms - days * 86_400_000;
+  if (days === 0) return formatDurationMs(ms);
+  const hours = Math.floor(rest / 3_600_000);
+  return hours > 0 ? `${days}d${hours}h` : `${days}d`;
+}
