@@ -8,10 +8,12 @@ import type { Deps } from './main.js';
 import { run } from './main.js';
 import { runPost } from './post.js';
 import type { ActionIO } from './report.js';
+import { neutraliseCommands } from './report.js';
 import { openObjectStore } from './storage.js';
 
 const io: ActionIO = {
-  info: (m) => core.info(m),
+  // Log lines carry text from outside: none of their lines may become a workflow command.
+  info: (m) => core.info(neutraliseCommands(m)),
   warning: (m) => core.warning(m),
   error: (m) => core.error(m),
   debug: (m) => core.debug(m),

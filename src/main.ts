@@ -31,7 +31,7 @@ import {
   waitForJob,
 } from './job.js';
 import type { ActionIO, RunReport } from './report.js';
-import { ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
+import { finalOutputs, ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
 import { describeError, SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
 import {
@@ -123,7 +123,7 @@ export async function run(deps: Deps, timings: Timings = timingsFromEnv(deps.env
   } finally {
     await step?.closeConnections();
   }
-  writeOutputs(io, report.outputs, scrub);
+  writeOutputs(io, finalOutputs(report), scrub);
   io.saveState(STATE.done, 'true');
   if (config?.summary ?? summaryWanted(deps.getInput)) await writeSummary(io, report, scrub);
   return report.outcome === 'succeeded' || report.outcome === 'submitted' ? 0 : 1;
@@ -277,9 +277,9 @@ class Step {
       await this.group('Prune old backup chains', () => this.prune(plan));
     }
     this.report.outcome = 'succeeded';
-    this.log(
-      `Backup ${this.report.outputs['backup-uri'] ?? ''} succeeded and was verified (${this.report.outputs.verified}).`,
-    );
+    const verified =
+      this.report.outputs.verified === 'true' ? ' and was verified' : ' (not verified: verify is none)';
+    this.log(`Backup ${this.report.outputs['backup-uri'] ?? ''} succeeded${verified}.`);
   }
 
   /** One S3 client serves verification and pruning. */
@@ -582,7 +582,6 @@ class Step {
         );
       }
       case 'vanished':
-        o.status = outcome.job?.status;
         o.verified = 'skipped';
         throw new StepFailure(
           `Backup job ${this.jobId} is no longer returned by the cluster (not visible to ${this.config.connection.user}, or garbage-collected). Its result is unknown: check SHOW JOBS as an admin.`,
@@ -601,11 +600,11 @@ class Step {
         throw new StepFailure(`${what}. ${action}`, 'timeout');
       }
       case 'aborted': {
-        o.status = outcome.job?.status ?? o.status;
+        // status is `aborted` on every version, whatever the job's own status was at that moment.
         o.verified = 'skipped';
         const action = await this.onAbort();
         throw new StepFailure(
-          `The workflow run was cancelled while backup job ${this.jobId} was ${o.status ?? 'running'}. ${action}`,
+          `The workflow run was cancelled while backup job ${this.jobId} was ${outcome.job?.status ?? 'running'}. ${action}`,
           'aborted',
         );
       }
@@ -615,7 +614,6 @@ class Step {
   private async onTimeout(): Promise<string> {
     if (!this.owned) return `It was not started by this step, so it is left running.`;
     if (this.config.onTimeout === 'leave') {
-      this.report.notes.push(`Job ${this.jobId} was left running on the cluster (on-timeout: leave).`);
       return 'It is left running (on-timeout: leave): follow it with SHOW JOB ' + this.jobId + '.';
     }
     return this.cancelOwnedJob('on-timeout: cancel');
@@ -624,7 +622,6 @@ class Step {
   private async onAbort(): Promise<string> {
     if (!this.owned) return 'The job was not started by this step; it is left running.';
     if (!this.config.cancelOnAbort) {
-      this.report.notes.push(`Job ${this.jobId} was left running on the cluster (cancel-on-abort: false).`);
       return `Job ${this.jobId} is left running (cancel-on-abort: false).`;
     }
     return this.cancelOwnedJob('cancel-on-abort');
@@ -646,7 +643,6 @@ class Step {
       describe: (err) => describeError(err, this.secrets),
     });
     const text = cancelResultText(result, jobId, why, config.connection.user);
-    this.report.notes.push(text);
     this.log(text);
     if (result.kind === 'requested') this.deps.io.saveState(STATE.owned, 'cancelled');
     // The post step tries again, whatever the main step's ending.
@@ -704,7 +700,10 @@ class Step {
     if (result.sizeBytes !== undefined) o['size-bytes'] = String(result.sizeBytes);
     if (result.objectCount !== undefined) o['object-count'] = String(result.objectCount);
     if (result.verified === 'false') {
-      throw new StepFailure(`The backup job succeeded but verification failed: ${result.problem}`, 'failed');
+      throw new StepFailure(
+        `The backup job succeeded but verification failed: ${result.problem}`,
+        'verify-failed',
+      );
     }
   }
 

@@ -93,7 +93,8 @@ async function clusterNow(ctx: PlanContext): Promise<number> {
   const rows = await ctx.query({ text: 'SELECT now() AS now', params: [] });
   const value = rows[0]?.now;
   const ms = value instanceof Date ? value.getTime() : Date.parse(String(value));
-  if (!Number.isFinite(ms)) throw new Error(`could not read the cluster clock (SELECT now() gave ${String(value)})`);
+  if (!Number.isFinite(ms))
+    throw new Error(`could not read the cluster clock (SELECT now() gave ${String(value)})`);
   return ms;
 }
 

@@ -23,6 +23,24 @@ export interface ActionIO {
 
 export type Scrub = (text: string) => string;
 
+/**
+ * A log line can never be a workflow command: the runner obeys `::name::` at the start of any
+ * line of stdout (after leading spaces) and the legacy `##[name]` anywhere in it. Log lines carry
+ * text from outside (cluster and S3 errors, version(), job errors), so every line of every
+ * `info` goes through this; `warning`, `error` and `setFailed` are safe already, since
+ * @actions/core escapes their line breaks.
+ */
+export function neutraliseCommands(text: string): string {
+  return text
+    .split(/(\r?\n|\r)/)
+    .map((part) => {
+      if (/^(\r?\n|\r)$/.test(part)) return part;
+      const line = part.replace(/##\[/g, '##\u200b[');
+      return /^\s*::/.test(line) ? `» ${line}` : line;
+    })
+    .join('');
+}
+
 /** Outputs in DESIGN.md order; undefined ones are not written. */
 export interface Outputs {
   'job-id'?: string;
@@ -37,6 +55,58 @@ export interface Outputs {
   'backup-uri'?: string;
   'size-bytes'?: string;
   'object-count'?: string;
+}
+
+/** The one vocabulary of `status` (DESIGN.md), the same for the same ending on every version. */
+export type Status =
+  | 'succeeded'
+  | 'failed'
+  | 'canceled'
+  | 'revert-failed'
+  | 'timeout'
+  | 'aborted'
+  | 'running'
+  | 'error'
+  | 'checked';
+
+const JOB_END_STATUSES = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
+
+/**
+ * `status` of a run: once the job has ended, its final status whatever happened after (a failed
+ * verification keeps `succeeded`); else what ended the run.
+ */
+export function statusOf(r: Pick<RunReport, 'outcome' | 'outputs'>): Status {
+  const job = r.outputs.status;
+  if (job !== undefined && JOB_END_STATUSES.has(job)) return job as Status;
+  switch (r.outcome) {
+    case 'succeeded':
+    case 'prune-failed':
+    case 'verify-failed':
+      return 'succeeded';
+    case 'timeout':
+      return 'timeout';
+    case 'aborted':
+      return 'aborted';
+    case 'submitted':
+      return 'running';
+    default:
+      return 'error';
+  }
+}
+
+/** Outputs that name the backup: written only while it exists (succeeded) or is being written (running). */
+const BACKUP_OUTPUTS = ['backup-path', 'backup-uri', 'end-time', 'size-bytes', 'object-count'] as const;
+
+/** The outputs a run writes, true in every ending: `status` always, the backup's only when it exists. */
+export function finalOutputs(r: Pick<RunReport, 'outcome' | 'outputs'>): Outputs {
+  const status = statusOf(r);
+  const out: Outputs = { ...r.outputs, status };
+  if (!backupExists(status)) for (const name of BACKUP_OUTPUTS) delete out[name];
+  return out;
+}
+
+function backupExists(status: Status): boolean {
+  return status === 'succeeded' || status === 'running';
 }
 
 export function writeOutputs(io: ActionIO, outputs: Outputs, scrub: Scrub): void {
@@ -71,7 +141,9 @@ export interface PruneSummary {
 export interface RunReport {
   /** Headline of the summary. */
   /** `prune-failed`: the backup succeeded and verified, then pruning failed (the step fails). */
-  outcome: 'succeeded' | 'prune-failed' | 'failed' | 'timeout' | 'aborted' | 'submitted' | 'error';
+  /** `verify-failed`: the job succeeded, its verification failed (the step fails, status stays succeeded). */
+  outcome:
+    'succeeded' | 'prune-failed' | 'verify-failed' | 'failed' | 'timeout' | 'aborted' | 'submitted' | 'error';
   outputs: Outputs;
   clusterVersion?: string;
   backupKind?: 'full' | 'incremental';
@@ -91,6 +163,7 @@ export interface RunReport {
 const HEADLINES: Record<RunReport['outcome'], string> = {
   succeeded: '✅ CockroachDB backup succeeded',
   'prune-failed': '⚠️ CockroachDB backup succeeded, but pruning failed',
+  'verify-failed': '❌ CockroachDB backup job succeeded, but verification failed',
   failed: '❌ CockroachDB backup failed',
   timeout: '⏱️ CockroachDB backup timed out',
   aborted: '🛑 CockroachDB backup aborted',
@@ -101,46 +174,63 @@ const HEADLINES: Record<RunReport['outcome'], string> = {
 /** The job summary, in Markdown. No secrets can be in it: the caller scrubs the result anyway. */
 export function renderSummary(r: RunReport): string {
   const o = r.outputs;
+  const status = statusOf(r);
+  const exists = backupExists(status);
+  const code = (v: string | undefined): string | undefined => (v !== undefined ? inlineCode(v) : undefined);
   const rows: [string, string | undefined][] = [
-    ['Status', o.status !== undefined ? `\`${o.status}\`` : undefined],
+    ['Status', inlineCode(status)],
     [
       'Job ID',
       o['job-id'] !== undefined
-        ? `\`${o['job-id']}\`${r.attached ? ' (attached to a running job)' : ''}`
+        ? `${inlineCode(o['job-id'])}${r.attached ? ' (attached to a running job)' : ''}`
         : undefined,
     ],
-    ['Cluster version', r.clusterVersion],
-    ['Collection', o['collection-path'] !== undefined ? `\`${o['collection-path']}\`` : undefined],
-    ['Backup', r.backupKind ? describeBackup(r) : undefined],
-    ['Backup path', o['backup-path'] !== undefined ? `\`${o['backup-path']}\`` : undefined],
-    ['Incremental folder', r.incrementalPath !== undefined ? `\`${r.incrementalPath}\`` : undefined],
-    ['Captured (end time)', o['end-time']],
+    ['Cluster version', r.clusterVersion !== undefined ? escapeMarkdown(r.clusterVersion) : undefined],
+    ['Collection', code(o['collection-path'])],
+    ['Backup', r.backupKind ? escapeMarkdown(describeBackup(r)) : undefined],
+    // A backup that does not exist has no path to restore from: show where it was planned, labelled so.
+    [exists ? 'Backup path' : 'Planned backup path (no backup there)', code(o['backup-path'])],
+    ['Incremental folder', exists ? code(r.incrementalPath) : undefined],
+    [exists ? 'Captured (end time)' : 'Planned end time', o['end-time']],
     ['Started', o['started-at']],
     ['Finished', o['finished-at']],
     ['Duration', o.duration !== undefined ? `${o.duration} s` : undefined],
     [
       'Size',
-      o['size-bytes'] !== undefined
+      exists && o['size-bytes'] !== undefined
         ? `${formatBytes(Number(o['size-bytes']))} in ${o['object-count']} objects`
         : undefined,
     ],
-    ['Verified', o.verified !== undefined ? verifiedText(o.verified, r.verifyChecks) : undefined],
+    [
+      'Verified',
+      o.verified !== undefined ? escapeMarkdown(verifiedText(o.verified, r.verifyChecks)) : undefined,
+    ],
   ];
   const lines = [`## ${HEADLINES[r.outcome]}`, ''];
   const known = rows.filter((row): row is [string, string] => row[1] !== undefined);
-  if (known.length > 0) {
-    lines.push('| Backup job | |', '|---|---|');
-    for (const [k, v] of known) lines.push(`| ${k} | ${escapeCell(v)} |`);
-  } else {
-    lines.push('Nothing was started on the cluster.');
-  }
+  lines.push('| Backup job | Details |', '|---|---|');
+  for (const [k, v] of known) lines.push(`| ${k} | ${escapeCell(v)} |`);
+  if (o['job-id'] === undefined) lines.push('', 'Nothing was started on the cluster.');
   lines.push('');
-  if (r.error !== undefined) lines.push('### Error', '', '```text', ...sentencePerLine(r.error), '```', '');
-  if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${n}`), '');
-  // A RESTORE statement is only offered for a backup that exists (or will, for wait: false).
-  const backupExists = ['succeeded', 'prune-failed', 'submitted'].includes(r.outcome);
-  if (r.restoreStatement !== undefined && backupExists) {
-    lines.push('### Restore from this backup', '', '```sql', r.restoreStatement, '```', '');
+  // Error texts come from the cluster and S3 too: escaped, one sentence a line, in a paragraph
+  // (a code block would not wrap, and its fence could be closed by the text).
+  if (r.error !== undefined)
+    lines.push('### Error', '', sentencePerLine(r.error).map(escapeMarkdown).join('  \n'), '');
+  if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${escapeMarkdown(n)}`), '');
+  if (r.outcome === 'submitted' && o['job-id'] !== undefined) {
+    // wait: false: the job may still fail, so no RESTORE yet: how to follow it instead.
+    lines.push(
+      '### Follow the job',
+      '',
+      'The action did not wait: the job runs on, and nothing has been verified. Follow it with',
+      '',
+      ...fenced('sql', `SHOW JOB WHEN COMPLETE ${o['job-id']};`),
+      '',
+      'and restore from this backup only once its status is `succeeded`.',
+      '',
+    );
+  } else if (r.restoreStatement !== undefined && exists && r.outcome !== 'verify-failed') {
+    lines.push('### Restore from this backup', '', ...fenced('sql', r.restoreStatement), '');
     lines.push('Put the credentials back into the collection URI (they are never written here).', '');
   }
   if (r.prune) lines.push(...renderPrune(r.prune));
@@ -148,7 +238,42 @@ export function renderSummary(r: RunReport): string {
   return lines.join('\n');
 }
 
-/** Code blocks do not wrap on GitHub: one sentence a line keeps a long error readable. */
+/** A fenced code block whose fence is longer than any run of backticks in the text. */
+export function fenced(lang: string, text: string): string[] {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [`${fence}${lang}`, text, fence];
+}
+
+/** Inline code that no backtick in the text can close. */
+function inlineCode(text: string): string {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const ticks = '`'.repeat(longest + 1);
+  const pad = text.startsWith('`') || text.endsWith('`') ? ' ' : '';
+  return `${ticks}${pad}${text}${pad}${ticks}`;
+}
+
+/**
+ * Text the action did not write, made plain for Markdown: every character that can start
+ * emphasis, code, links, HTML or a table cell is escaped, and so is what starts a block at the
+ * beginning of a line (lists, headings, quotes).
+ */
+export function escapeMarkdown(text: string): string {
+  return text
+    .split(/\r?\n/)
+    .map((line) =>
+      line
+        .replace(/[\\`*_{}[\]()#!|~]/g, '\\$&')
+        .replace(/&/g, '&amp;')
+        .replace(/</g, '&lt;')
+        .replace(/>/g, '&gt;')
+        .replace(/^(\s*)([-+=])/, '$1\\$2')
+        .replace(/^(\s*\d+)([.)])/, '$1\\$2'),
+    )
+    .join('  \n');
+}
+
+/** Summary paragraphs carry one sentence a line, so that a long error reads without scrolling. */
 function sentencePerLine(text: string): string[] {
   return text.split(/(?<=[.!?])\s+(?=[A-Z`(])/);
 }
@@ -192,7 +317,7 @@ function renderPrune(p: PruneSummary): string[] {
     `${verb} ${whole} chain(s), ${extra.length > 0 ? `${extra.join(', ')}, ` : ''}kept ${p.kept.length}.`,
     '',
   );
-  if (p.error !== undefined) out.push(`**Pruning stopped:** ${p.error}`, '');
+  if (p.error !== undefined) out.push(`**Pruning stopped:** ${escapeMarkdown(p.error)}`, '');
   if (p.deleted.length > 0 || p.kept.length > 0) {
     out.push('| chain | action | objects | size |', '|---|---|---|---|');
     for (const c of p.deleted)
@@ -207,7 +332,7 @@ function renderPrune(p: PruneSummary): string[] {
   }
   if (p.failures.length > 0) {
     out.push(`Failures (${p.failures.length} object(s) not deleted):`, '');
-    out.push(...p.failures.slice(0, MAX_FAILURE_LINES).map((f) => `- ${f}`));
+    out.push(...p.failures.slice(0, MAX_FAILURE_LINES).map((f) => `- ${escapeMarkdown(f)}`));
     const rest = p.failures.length - MAX_FAILURE_LINES;
     if (rest > 0) {
       const codes = (p.failedObjects ?? []).slice(MAX_FAILURE_LINES).map((f) => f.code);
@@ -221,7 +346,7 @@ function renderPrune(p: PruneSummary): string[] {
         '',
       );
   }
-  if (p.note) out.push(`> ${p.note}`, '');
+  if (p.note) out.push(`> ${escapeMarkdown(p.note)}`, '');
   return out;
 }
 
@@ -243,8 +368,9 @@ function sizeCell(bytes: number | undefined): string {
   return bytes === undefined ? '' : formatBytes(bytes);
 }
 
+/** A table cell: one line, and no `|` that is not escaped already. */
 function escapeCell(v: string): string {
-  return v.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+  return v.replace(/(?<!\\)\|/g, '\\|').replace(/ *\r?\n/g, ' ');
 }
 
 export function formatBytes(n: number): string {
@@ -288,12 +414,19 @@ export class ProgressReporter {
   private lastLineAt = Number.NEGATIVE_INFINITY;
   private lastKey = '';
   private first: { at: number; fraction: number } | undefined;
+  /**
+   * Elapsed time counts from the start of the wait, not from the first read: on 23.2+ the first
+   * read may come only when WHEN COMPLETE returns, at the very end.
+   */
+  private readonly startedAt: number;
 
   constructor(
     private readonly emit: (line: string) => void,
     private readonly now: () => number,
     private readonly quietMs = 30_000,
-  ) {}
+  ) {
+    this.startedAt = now();
+  }
 
   update(job: JobRow): void {
     const at = this.now();
@@ -308,14 +441,15 @@ export class ProgressReporter {
 
   private line(job: JobRow, fraction: number, at: number): string {
     const pct = `${(fraction * 100).toFixed(1)}%`;
-    const elapsed = at - this.first!.at;
+    const elapsed = at - this.startedAt;
+    const observed = at - this.first!.at;
     const gained = fraction - this.first!.fraction;
     let rate = '';
     let eta = '';
-    if (gained > 0 && elapsed > 0) {
-      const perMin = (gained / elapsed) * 60_000 * 100;
+    if (gained > 0 && observed > 0 && job.status === 'running') {
+      const perMin = (gained / observed) * 60_000 * 100;
       rate = `, ${perMin.toFixed(1)}%/min`;
-      const remainingMs = ((1 - fraction) / gained) * elapsed;
+      const remainingMs = ((1 - fraction) / gained) * observed;
       eta = `, ETA ~${formatDurationMs(remainingMs)}`;
     }
     return `Job ${job.jobId}: ${job.status}, ${pct}${rate}${eta} (elapsed ${formatDurationMs(elapsed)})`;

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   MAX_FAILURE_LINES,
+  fenced,
+  finalOutputs,
+  neutraliseCommands,
   formatBytes,
   ProgressReporter,
   renderSummary,
@@ -59,10 +62,11 @@ describe('renderSummary', () => {
     });
     expect(md).toContain('backup succeeded, but pruning failed');
     expect(md).toContain('RESTORE');
-    // One sentence a line in the error block.
-    expect(md).toContain('Pruning failed.\nNothing was deleted.');
+    // One sentence a line (a hard line break) in the error paragraph, which wraps.
+    expect(md).toContain('Pruning failed.  \nNothing was deleted.');
+    expect(md).not.toContain('```text');
   });
-  it('draws no empty table when nothing was known (bad input)', () => {
+  it('shows only the status row when nothing was known (bad input)', () => {
     const md = renderSummary({
       outcome: 'error',
       outputs: {},
@@ -71,17 +75,24 @@ describe('renderSummary', () => {
       notes: [],
       error: 'Input `x`: bad.',
     });
-    expect(md).not.toContain('| Backup job |');
-    expect(md).toContain('Nothing was started on the cluster.');
+    expect(md).toContain('| Backup job | Details |\n|---|---|\n| Status | `error` |\n\nNothing was started');
+    expect(md).not.toMatch(/\|[ ]*\|/);
   });
   it('offers no RESTORE statement for a backup that failed', () => {
-    expect(renderSummary({ ...success, outcome: 'failed' })).not.toContain('RESTORE');
+    const failed = {
+      ...success,
+      outcome: 'failed' as const,
+      outputs: { ...success.outputs, status: 'failed' },
+    };
+    expect(renderSummary(failed)).not.toContain('RESTORE');
+    expect(renderSummary(failed)).toContain('| Planned backup path (no backup there) |');
+    expect(renderSummary({ ...success, outcome: 'verify-failed' })).not.toContain('RESTORE');
     expect(renderSummary(success)).toContain('RESTORE');
   });
   it('shows the error of a failure and escapes table cells', () => {
     const md = renderSummary({ ...success, outcome: 'failed', error: 'boom | bang', clusterVersion: 'a|b' });
     expect(md).toContain('❌');
-    expect(md).toContain('boom | bang');
+    expect(md).toContain('boom \\| bang');
     expect(md).toContain('a\\|b');
   });
 });
@@ -228,5 +239,77 @@ describe('ProgressReporter', () => {
   it('formats bytes', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(5 * 1024 * 1024)).toBe('5.0 MiB');
+  });
+});
+
+describe('texts from outside', () => {
+  it('never become workflow commands in a log line, on any line of a multi-line text', () => {
+    const hostile = 'job failed:\n::stop-commands::x\n  ::add-mask::abc\r\n::error::pwned\nsee ##[error]here';
+    const out = neutraliseCommands(hostile);
+    for (const line of out.split(/\r?\n/)) {
+      expect(line).not.toMatch(/^\s*::/);
+      expect(line).not.toContain('##[');
+    }
+    expect(out).toContain('» ::stop-commands::x');
+    expect(out.split('\n')).toHaveLength(hostile.split('\n').length);
+    expect(neutraliseCommands('Backup job 1 created.')).toBe('Backup job 1 created.');
+  });
+
+  it('cannot close a code fence or make Markdown in the summary', () => {
+    const error = 'oops ```\n# Heading\n<img src=x onerror=alert(1)>\n- [link](http://evil) **bold** | cell';
+    const md = renderSummary({ ...success, outcome: 'failed', outputs: { status: 'failed' }, error });
+    const section = md.slice(md.indexOf('### Error'));
+    expect(section).not.toMatch(/^#\s/m);
+    expect(section).not.toContain('<img');
+    expect(section).not.toMatch(/^- /m);
+    expect(section).toContain('\\`\\`\\`');
+    expect(section).toContain('\\[link\\]\\(http://evil\\)');
+    const block = fenced('sql', 'a ```` b');
+    expect(block[0]).toBe('`````sql');
+    expect(block[2]).toBe('`````');
+  });
+});
+
+describe('outputs in every ending', () => {
+  const base = {
+    'job-id': '1',
+    'backup-path': '/p',
+    'backup-uri': 's3://b/p',
+    'end-time': 't',
+    'size-bytes': '1',
+    'object-count': '2',
+  };
+  it.each([
+    ['succeeded', { status: 'succeeded' }, 'succeeded', true],
+    ['prune-failed', { status: 'succeeded' }, 'succeeded', true],
+    ['verify-failed', { status: 'succeeded' }, 'succeeded', true],
+    ['failed', { status: 'failed' }, 'failed', false],
+    ['failed', { status: 'canceled' }, 'canceled', false],
+    ['failed', { status: 'revert-failed' }, 'revert-failed', false],
+    ['timeout', { status: 'timeout' }, 'timeout', false],
+    ['aborted', { status: 'running' }, 'aborted', false],
+    ['aborted', {}, 'aborted', false],
+    ['submitted', { status: 'running' }, 'running', true],
+    ['error', {}, 'error', false],
+  ] as const)('%s with %j: status %s, backup outputs %s', (outcome, outputs, status, backup) => {
+    const o = finalOutputs({ outcome, outputs: { ...base, ...outputs } });
+    expect(o.status).toBe(status);
+    expect(o['job-id']).toBe('1');
+    for (const k of ['backup-path', 'backup-uri', 'end-time', 'size-bytes', 'object-count'] as const)
+      expect(o[k] !== undefined, k).toBe(backup);
+  });
+});
+
+describe('progress line', () => {
+  it('counts elapsed time from the start of the wait, even when the first read comes at the end', () => {
+    let t = 0;
+    const lines: string[] = [];
+    const p = new ProgressReporter(
+      (l) => lines.push(l),
+      () => t,
+    );
+    t = 5_000;
+    p.update({ jobId: '7', status: 'succeeded', fractionCompleted: 1 } as never);
+    expect(lines).toEqual(['Job 7: succeeded, 100.0% (elapsed 5s)']);
   });
 });
