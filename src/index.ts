@@ -14,11 +14,11 @@ import { openObjectStore } from './storage.js';
 const io: ActionIO = {
   // Log lines carry text from outside: none of their lines may become a workflow command.
   info: (m) => core.info(neutraliseCommands(m)),
-  warning: (m) => core.warning(m),
-  error: (m) => core.error(m),
+  warning: (m) => core.warning(neutraliseCommands(m)),
+  error: (m) => core.error(neutraliseCommands(m)),
   debug: (m) => core.debug(m),
   setOutput: (n, v) => core.setOutput(n, v),
-  setFailed: (m) => core.setFailed(m),
+  setFailed: (m) => core.setFailed(neutraliseCommands(m)),
   setSecret: (v) => core.setSecret(v),
   saveState: (n, v) => core.saveState(n, v),
   getState: (n) => core.getState(n),

@@ -263,7 +263,7 @@ export function escapeMarkdown(text: string): string {
     .split(/\r?\n/)
     .map((line) =>
       line
-        .replace(/[\\`*_{}[\]()#!|~]/g, '\\$&')
+        .replace(/[\\`*_[\]#|~]/g, '\\$&')
         .replace(/&/g, '&amp;')
         .replace(/</g, '&lt;')
         .replace(/>/g, '&gt;')

@@ -27,7 +27,9 @@ describe.each(['22.2', '25.2'] as const)('backup targets and cadence on %s', (pr
     expect(r.code).toBe(1);
     expect(env.cluster.jobs()).toHaveLength(jobsBefore);
     expect(r.errors).toHaveLength(1);
-    expect(r.errors[0]).toContain(`the newest full backup ${first.outputs['backup-path']} holds database "shop"`);
+    expect(r.errors[0]).toContain(
+      `the newest full backup ${first.outputs['backup-path']} holds database "shop"`,
+    );
     expect(r.errors[0]).toContain('this run backs up databases "billing", "shop"');
     expect(r.outputs.status).toBe('error');
     expect(r.outputs['backup-path']).toBeUndefined();
@@ -83,7 +85,8 @@ describe.each(['22.2', '25.2'] as const)('backup targets and cadence on %s', (pr
         }
         const m = /Deleted (\d+) chain\(s\), kept (\d+)\./.exec(r.summary);
         expect(m, `day ${day}: pruning summary`).not.toBeNull();
-        if (Number(m![1]) > 0) deletedOn[day] = [...r.summary.matchAll(/\| `([^`]+)` \| deleted \|/g)].map((x) => x[1]!);
+        if (Number(m![1]) > 0)
+          deletedOn[day] = [...r.summary.matchAll(/\| `([^`]+)` \| deleted \|/g)].map((x) => x[1]!);
         expect(Number(m![2]), `day ${day}: chains kept`).toBe(Math.min(2, fulls.length));
       }
     } finally {

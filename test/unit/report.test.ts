@@ -263,7 +263,7 @@ describe('texts from outside', () => {
     expect(section).not.toContain('<img');
     expect(section).not.toMatch(/^- /m);
     expect(section).toContain('\\`\\`\\`');
-    expect(section).toContain('\\[link\\]\\(http://evil\\)');
+    expect(section).toContain('\\[link\\](http://evil)');
     const block = fenced('sql', 'a ```` b');
     expect(block[0]).toBe('`````sql');
     expect(block[2]).toBe('`````');

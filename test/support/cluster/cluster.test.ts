@@ -326,7 +326,10 @@ describe('statements and rules on 25.2', () => {
     expect((await waitJob(c, same.rows[0].job_id)).status).toBe('succeeded');
 
     const uc = uri('targets-cluster', '&AWS_USE_PATH_STYLE=true');
-    await waitJob(c, (await c.query(`BACKUP INTO $1 AS OF SYSTEM TIME '-2s' WITH detached`, [uc])).rows[0].job_id);
+    await waitJob(
+      c,
+      (await c.query(`BACKUP INTO $1 AS OF SYSTEM TIME '-2s' WITH detached`, [uc])).rows[0].job_id,
+    );
     const onCluster = await c.query(
       `BACKUP DATABASE shop INTO LATEST IN $1 AS OF SYSTEM TIME '-1s' WITH detached`,
       [uc],

@@ -55,6 +55,8 @@ export interface S3Fault {
   keyPrefix?: string;
   status?: number;
   code?: string;
+  /** The error's Message (default: `injected fault for <op>`); tests use it for hostile texts. */
+  message?: string;
   delayMs?: number;
   times?: number;
 }
@@ -219,7 +221,7 @@ export async function startS3Server(opts: S3ServerOptions = {}): Promise<S3TestS
       f.left--;
       if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
       if (f.status !== undefined)
-        throw new S3Error(f.status, f.code ?? defaultCode(f.status), `injected fault for ${op}`);
+        throw new S3Error(f.status, f.code ?? defaultCode(f.status), f.message ?? `injected fault for ${op}`);
     }
   }
   const perKeyDeleteFaults: S3Fault[] = [];
