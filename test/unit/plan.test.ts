@@ -12,9 +12,9 @@ function ctx(
     backupType: 'auto',
     databases: [],
     collectionDisplay: 's3://b/p',
-    query: async (stmt: Statement) => {
+    query: async (stmt: Statement): Promise<Row[]> => {
       if (stmt.text.startsWith('SHOW BACKUPS')) return answers.fulls.map((path) => ({ path }));
-      if (stmt.text.startsWith('SELECT now()')) return [{ now: answers.now }];
+      if (stmt.text.startsWith('SELECT now()')) return [{ now: answers.now ?? null }];
       return answers.show ?? [];
     },
     showBackups: { text: 'SHOW BACKUPS IN $1', params: ['u'] },
