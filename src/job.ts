@@ -481,6 +481,9 @@ async function waitWhenComplete(
 
 function raceAbort<T>(p: Promise<T>, ctx: WaitContext): Promise<T> {
   if (ctx.signal.aborted) {
+    // The query was sent already: closing its connection rejects it, and nobody awaits it any more
+    // (an unhandled rejection would end the process before the summary is written).
+    p.catch(() => undefined);
     ctx.link.abandon();
     return Promise.reject(new AbortedError());
   }
