@@ -30,13 +30,17 @@ export async function showBackupWithObjects(
   const width = base.fields!.length;
   const rows: (string | null)[][] = [];
   for (const row of base.rows) {
-    rows.push(row);
     const layer = layers.find(
       (l) =>
         formatTs(BigInt(l.manifest.endMicros), e.profile.tzTimes) === row[6] && l.manifest.kind === row[4],
     );
     const db = layer?.manifest.catalog?.find((d) => d.name === row[2]);
-    if (!layer || !db) continue;
+    if (!layer || !db) {
+      rows.push(row);
+      continue;
+    }
+    // Sizes and row counts belong to the tables; database and schema rows carry NULL (show-backup.md).
+    rows.push(row.map((cell, i) => (i === 7 || i === 8 || i === 10 ? null : cell)));
     const sized = layer.manifest.files.reduce((n, f) => n + f.size, 0);
     const each = db.tables.length > 0 ? Math.floor(sized / db.tables.length) : 0;
     const fill = (cells: (string | null)[]) => [...cells, ...Array<null>(width - cells.length).fill(null)];
@@ -55,6 +59,8 @@ export async function showBackupWithObjects(
           String(each),
           tableRows,
           row[9]!,
+          // WITH check_files: the bytes of the table's files in storage.
+          ...(width > 10 ? [String(each)] : []),
         ]),
       );
     }

@@ -433,11 +433,13 @@ describe('DROP DATABASE, database lists and SHOW BACKUP objects (25.2)', () => {
     expect(
       r.rows.map((x) => [x.database_name, x.parent_schema_name, x.object_name, x.object_type, x.rows]),
     ).toEqual([
-      [null, null, 'shop', 'database', '0'],
+      [null, null, 'shop', 'database', null],
       ['shop', null, 'public', 'schema', null],
       ['shop', 'public', 'orders', 'table', '120'],
       ['shop', 'public', 'customers', 'table', '40'],
     ]);
+    expect(r.rows.map((x) => x.size_bytes === null)).toEqual([true, true, false, false]);
+    expect(Number(r.rows[2].size_bytes)).toBeGreaterThan(0);
   });
 });
 
