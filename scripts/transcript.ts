@@ -97,7 +97,14 @@ function withParam(uri: string, key: string, value: string): string {
  * action sends it; `plain` never does.
  */
 function probes(collection: string, emptyCollection: string, plain: string): Probe[] {
-  const s: { now?: string; fullJob?: string; incJob?: string; subdir?: string } = {};
+  const s: {
+    now?: string;
+    fullAt?: string;
+    fullJob?: string;
+    incJob?: string;
+    subdir?: string;
+    restoreJob?: string;
+  } = {};
   const aost = (): string => s.now!;
   // The action sends an absolute literal in UTC: the cluster's now() minus the interval.
   const readClock = (rows: Record<string, string | null>[]): void => {
@@ -124,6 +131,7 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
       keep: ['job_id'],
       after: (rows) => {
         s.fullJob = String(rows[0]!.job_id);
+        s.fullAt = aost();
       },
     },
     {
@@ -267,6 +275,125 @@ function probes(collection: string, emptyCollection: string, plain: string): Pro
       asUser: 'backup_user',
       sql: 'CANCEL JOB $1',
       params: () => [s.fullJob!],
+    },
+    // The restore check (issue 16) and the dry run (issue 17): what the test cluster answers in
+    // restore.ts, catalog.ts, external-check.ts, privilege-views.ts and transactions.ts.
+    {
+      step: 'restore check of the full backup',
+      waitForJob: true,
+      sql: () =>
+        `RESTORE DATABASE defaultdb FROM $1 IN $2 AS OF SYSTEM TIME '${s.fullAt!}' WITH schema_only, verify_backup_table_data, new_db_name = 'transcript_restore', detached`,
+      params: () => [s.subdir!, collection],
+      keep: ['job_id'],
+      after: (rows) => {
+        s.restoreJob = String(rows[0]?.job_id ?? '');
+      },
+    },
+    {
+      step: 'restore job by id',
+      sql: 'SELECT job_type, status, fraction_completed, error, description FROM crdb_internal.jobs WHERE job_id = $1',
+      params: () => [s.restoreJob!],
+      keep: ['job_type', 'status', 'fraction_completed', 'error', 'description'],
+    },
+    {
+      step: 'the restored database is listed',
+      sql: 'SELECT database_name, owner FROM [SHOW DATABASES] WHERE database_name = $1',
+      params: () => ['transcript_restore'],
+      keep: ['database_name', 'owner'],
+    },
+    {
+      step: 'pg_database lookup',
+      sql: 'SELECT datname FROM pg_database WHERE datname = $1',
+      params: () => ['transcript_restore'],
+      keep: ['datname'],
+    },
+    {
+      step: 'restore onto an existing name',
+      sql: () =>
+        `RESTORE DATABASE defaultdb FROM $1 IN $2 AS OF SYSTEM TIME '${s.fullAt!}' WITH schema_only, verify_backup_table_data, new_db_name = 'transcript_restore', detached`,
+      params: () => [s.subdir!, collection],
+    },
+    { step: 'drop the restored database', sql: 'DROP DATABASE transcript_restore CASCADE' },
+    { step: 'drop a database that does not exist', sql: 'DROP DATABASE transcript_restore CASCADE' },
+    {
+      step: 'restore a database the backup does not hold',
+      sql: () =>
+        `RESTORE DATABASE no_such_db FROM $1 IN $2 AS OF SYSTEM TIME '${s.fullAt!}' WITH schema_only, verify_backup_table_data, new_db_name = 'transcript_x', detached`,
+      params: () => [s.subdir!, collection],
+    },
+    { step: 'cluster clock, after the backups', sql: 'SELECT now() AS now', keep: ['now'], after: readClock },
+    {
+      step: 'restore at a time no layer covers',
+      sql: () =>
+        `RESTORE DATABASE defaultdb FROM $1 IN $2 AS OF SYSTEM TIME '${aost()}' WITH schema_only, verify_backup_table_data, new_db_name = 'transcript_x', detached`,
+      params: () => [s.subdir!, collection],
+    },
+    {
+      step: 'verify_backup_table_data without schema_only',
+      sql: () =>
+        `RESTORE DATABASE defaultdb FROM $1 IN $2 AS OF SYSTEM TIME '${s.fullAt!}' WITH verify_backup_table_data, new_db_name = 'transcript_x', detached`,
+      params: () => [s.subdir!, collection],
+    },
+    {
+      step: 'restore without RESTORE or CREATEDB',
+      asUser: 'backup_user',
+      sql: () =>
+        `RESTORE DATABASE defaultdb FROM $1 IN $2 AS OF SYSTEM TIME '${s.fullAt!}' WITH schema_only, verify_backup_table_data, new_db_name = 'transcript_x', detached`,
+      params: () => [s.subdir!, collection],
+    },
+    {
+      step: 'CHECK EXTERNAL CONNECTION (25.1 and later)',
+      sql: "CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'",
+      params: () => [beside(collection, 'check')],
+      filter: (r) => r.node === '1',
+      keep: ['ok', 'error', 'transferred', 'can_delete'],
+      countVaries: true,
+    },
+    {
+      step: 'SHOW BACKUP CONNECTION (22.2.7 to 24.3)',
+      sql: "SHOW BACKUP CONNECTION $1 WITH transfer = '1KiB'",
+      params: () => [beside(collection, 'check')],
+      filter: (r) => r.node === '1',
+      keep: ['ok', 'error', 'transferred', 'can_delete'],
+      countVaries: true,
+    },
+    {
+      step: 'storage check without EXTERNALIOIMPLICITACCESS',
+      asUser: 'backup_user',
+      sql: "CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'",
+      params: () => [beside(collection, 'check')],
+    },
+    {
+      step: 'SHOW ROLES columns',
+      sql: 'SHOW ROLES',
+      countVaries: true,
+      filter: (r) => r.username === 'backup_user',
+      keep: ['options', 'member_of'],
+    },
+    {
+      step: 'database grants of a user',
+      sql: 'SHOW GRANTS ON DATABASE defaultdb FOR backup_user',
+      keep: ['privilege_type'],
+    },
+    {
+      step: 'has_database_privilege',
+      sql: 'SELECT has_database_privilege($1, $2, $3) AS ok',
+      params: () => ['backup_user', 'defaultdb', 'CREATE'],
+      keep: ['ok'],
+    },
+    { step: 'licence as a non-admin', asUser: 'backup_user', sql: 'SHOW CLUSTER SETTING enterprise.license' },
+    { step: 'begin (dry-run statement check)', sql: 'BEGIN' },
+    {
+      step: 'detached BACKUP inside the transaction',
+      sql: backupInto,
+      params: () => [beside(collection, 'rolled-back')],
+      keep: [],
+    },
+    { step: 'roll it back', sql: 'ROLLBACK' },
+    {
+      step: 'no job after the rollback',
+      sql: 'SELECT job_id FROM crdb_internal.jobs WHERE description LIKE $1',
+      params: () => ['%rolled-back%'],
     },
     {
       step: 'a job the user cannot see',
