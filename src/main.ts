@@ -44,6 +44,7 @@ import {
 import type { Plan } from './plan.js';
 import { PlanError, planBackup } from './plan.js';
 import type { ObjectStore } from './storage.js';
+import { readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { ClusterVersion, Config } from './types.js';
 
@@ -710,11 +711,18 @@ class Step {
   private async prune(plan: Plan): Promise<void> {
     let summary;
     try {
+      // Ages against the cluster's clock; chains that running backup jobs write into are skipped.
+      const facts = await this.link.withReconnect(
+        'reading the cluster clock and running backups for pruning',
+        (s) => readPruneFacts(s, (d) => descriptionTargetsCollection(d, this.config.collection)),
+        { budgetMs: this.timings.reconnectBudgetMs, signal: this.deps.signal },
+      );
       summary = await pruneAfterBackup({
         config: this.config,
         openStore: this.openStore,
         protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
-        now: new Date(this.deps.clock.now()),
+        now: facts.now,
+        busy: facts.busy,
         log: (m) => this.log(m),
         verified: this.report.outputs.verified === 'true',
       });

@@ -329,6 +329,10 @@ export interface PrunePolicy {
   now: Date;
   /** The chain this run took or extended: never deleted. */
   protectFullSubdir: string;
+  /** The chain LATEST names (`BACKUP … INTO LATEST` and `RESTORE … FROM LATEST` follow it): never deleted. */
+  latestFullSubdir?: string;
+  /** Chains a running backup job writes into, with the job ids: skipped this time. */
+  busy?: ReadonlyMap<string, string>;
 }
 
 export interface PrunePlan {
@@ -375,6 +379,11 @@ function keepReason(
   cutoff: number | undefined,
 ): { keep: boolean; reason: string } {
   if (c.fullSubdir === protectedSubdir) return { keep: true, reason: 'the chain this run took or extended' };
+  if (policy.latestFullSubdir !== undefined && c.fullSubdir === `/${trimSlashes(policy.latestFullSubdir)}`)
+    return { keep: true, reason: 'named by LATEST' };
+  const busyJobs = policy.busy?.get(c.fullSubdir);
+  if (busyJobs !== undefined)
+    return { keep: true, reason: `a running backup job (${busyJobs}) writes into it: skipped this time` };
   if (!c.hasManifest || rank === undefined)
     return { keep: true, reason: 'no BACKUP_MANIFEST: possibly a backup in progress' };
   if (rank === 0) return { keep: true, reason: 'the newest chain' };

@@ -13,6 +13,7 @@ import { countByCode } from './report.js';
 import { errorLine } from './secrets.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
+import { readLatestFullSubdir } from './layout.js';
 import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
 import {
   executePrune,
@@ -211,7 +212,10 @@ export interface PruneInput {
   config: Config;
   openStore: (settings: StorageSettings) => Promise<ObjectStore>;
   protectFullSubdir: string;
+  /** The cluster's clock: folder names are end times in cluster time. */
   now: Date;
+  /** Full backups that running backup jobs write into (`LATEST` for one that names no folder), with job ids. */
+  busy?: ReadonlyMap<string, string>;
   log: (message: string) => void;
   verified: boolean;
 }
@@ -273,17 +277,30 @@ export async function pruneAfterBackup(p: PruneInput): Promise<PruneSummary | un
     throw fail(`opening the bucket ${settings.bucket}`, err);
   }
   let chains: Chain[];
+  let latest: string | undefined;
   try {
     chains = await listChains(store, settings.prefix);
+    latest = await readLatestFullSubdir(store, settings.prefix);
   } catch (err) {
     throw fail(`listing the backups in ${where}`, err);
   }
+  const busy = new Map(p.busy ?? []);
+  const intoLatest = busy.get('LATEST');
+  busy.delete('LATEST');
+  if (intoLatest !== undefined && latest !== undefined) busy.set(latest, intoLatest);
   const plan = planPrune(chains, {
     keepLast: p.config.pruneKeepLast,
     olderThanMs: p.config.pruneOlderThanMs,
     now: p.now,
     protectFullSubdir: p.protectFullSubdir,
+    ...(latest !== undefined ? { latestFullSubdir: latest } : {}),
+    busy,
   });
+  for (const c of plan.keep) {
+    const reason = plan.reasons.get(c.fullSubdir) ?? '';
+    if (reason.startsWith('a running backup job'))
+      p.log(`Not pruning chain ${c.fullSubdir} this time: ${reason}.`);
+  }
   for (const c of plan.remove)
     p.log(
       `${p.config.pruneDryRun ? 'Would delete' : 'Deleting'} chain ${c.fullSubdir}: ${plan.reasons.get(c.fullSubdir) ?? ''}`,

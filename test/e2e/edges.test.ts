@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { E2eEnv } from './harness.js';
 import { runScenario, startE2eEnv, startScenario, until } from './harness.js';
+import { seedCollection } from '../support/seed.js';
 
 describe.each(['23.2', '25.2'] as const)('session settings on CockroachDB %s', (profile) => {
   let env: E2eEnv;
@@ -124,3 +125,103 @@ describe.each(['22.2', '25.2'] as const)('timeout while paused on CockroachDB %s
     expect(r.errors[0]).toMatch(new RegExp(`CANCEL JOB ${job.id} sent`));
   });
 });
+
+describe.each(['22.2', '25.2'] as const)('pruning around LATEST on CockroachDB %s', (profile) => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile, jobDurationMs: 300 });
+  });
+  afterAll(async () => env?.close());
+
+  it('never prunes the chain LATEST names, even when it is not the newest by end time', async () => {
+    const path = `latest-${profile}`;
+    const collection = env.collection(path);
+    const first = await runScenario(env, { inputs: env.inputs({ collection }) });
+    expect(first.code).toBe(0);
+    // A past absolute time, written later: LATEST names this one (by write time), not the newest end time.
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString().replace('T', ' ').slice(0, 19);
+    const past = await runScenario(env, { inputs: env.inputs({ collection, 'as-of-system-time': hourAgo }) });
+    expect(past.code).toBe(0);
+    const latestChain = past.outputs['backup-path']!;
+    const r = await runScenario(env, {
+      inputs: env.inputs({ collection, 'backup-type': 'incremental', 'prune-keep-last': '1' }),
+    });
+    expect(r.errors).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.outputs['backup-path']).toBe(first.outputs['backup-path']);
+    expect(env.s3.hasObject('backups', `${path}${latestChain}/BACKUP_MANIFEST`)).toBe(true);
+    expect(r.summary).toMatch(new RegExp(`\\| \`${latestChain}\` \\| kept \\(named by LATEST\\)`));
+  });
+});
+
+describe.each(['22.2', '25.2'] as const)(
+  'pruning with the cluster as the truth on CockroachDB %s',
+  (profile) => {
+    let env: E2eEnv;
+    beforeAll(async () => {
+      env = await startE2eEnv({ profile, jobDurationMs: 300 });
+    });
+    afterAll(async () => {
+      env?.cluster.engine.setClockSkew(0);
+      await env?.close();
+    });
+    const day = 24 * 3600_000;
+
+    it('ages chains by the cluster clock, not the runner clock ahead of it', async () => {
+      // The runner (this machine) is 2 days ahead of the cluster.
+      env.cluster.engine.setClockSkew(-2 * day);
+      try {
+        const path = `skew-${profile}`;
+        // 29 days old by the cluster's clock (31 by the runner's): prune-older-than 30d keeps it.
+        const [young] = seedCollection(env.s3, 'backups', path, {
+          chains: 1,
+          objectsPerChain: 5,
+          startDate: new Date(Date.now() - 2 * day - 29 * day),
+        });
+        const r = await runScenario(env, {
+          inputs: env.inputs({ collection: env.collection(path), 'prune-older-than': '30d' }),
+        });
+        expect(r.errors).toEqual([]);
+        expect(r.code).toBe(0);
+        expect(env.s3.hasObject('backups', `${path}${young}/BACKUP_MANIFEST`)).toBe(true);
+        expect(r.summary).toMatch(new RegExp(`\\| \`${young}\` \\| kept \\(newer than prune-older-than\\)`));
+      } finally {
+        env.cluster.engine.setClockSkew(0);
+      }
+    });
+
+    it('skips a chain a running backup job writes into, then removes it with its failed layer', async () => {
+      const path = `busy-${profile}`;
+      const collection = env.collection(path);
+      const first = await runScenario(env, { inputs: env.inputs({ collection }) });
+      expect(first.code).toBe(0);
+      const old = first.outputs['backup-path']!;
+      // An incremental into the old chain, still running (lock and data written, no manifest yet).
+      env.cluster.engine.setJobDuration(60_000);
+      const inc = await runScenario(env, {
+        inputs: env.inputs({ collection, 'backup-type': 'incremental', wait: 'false' }),
+      });
+      const incId = inc.outputs['job-id']!;
+      const incKeys = () => env.s3.listKeys('backups', `${path}/incrementals${old}/`);
+      await until(() => incKeys().some((k) => k.endsWith('.sst')), 20_000, 'the incremental writing');
+      env.cluster.engine.setJobDuration(300);
+
+      const r = await runScenario(env, { inputs: env.inputs({ collection, 'prune-keep-last': '1' }) });
+      expect(r.errors).toEqual([]);
+      expect(r.code).toBe(0);
+      expect(env.s3.hasObject('backups', `${path}${old}/BACKUP_MANIFEST`)).toBe(true);
+      expect(incKeys().some((k) => k.endsWith('.sst'))).toBe(true);
+      expect(r.stdout).toContain(
+        `Not pruning chain ${old} this time: a running backup job (${incId}) writes into it`,
+      );
+      expect(r.summary).toMatch(new RegExp(`\\| \`${old}\` \\| kept \\(a running backup job \\(${incId}\\)`));
+
+      // The incremental fails: its layer (no manifest, no running job) goes with its chain next time.
+      env.cluster.engine.failJob(incId, 'injected failure');
+      const next = await runScenario(env, { inputs: env.inputs({ collection, 'prune-keep-last': '1' }) });
+      expect(next.errors).toEqual([]);
+      expect(env.s3.listKeys('backups', `${path}${old}/`)).toEqual([]);
+      expect(incKeys()).toEqual([]);
+    });
+  },
+);

@@ -38,6 +38,18 @@ describe('planPrune', () => {
     expect(removed(p)).toEqual(['/2026/01/01-000000.00', '/2026/01/02-000000.00']);
     expect(p.reasons.get('/2026/01/03-000000.00')).toMatch(/BACKUP_MANIFEST/);
   });
+  it('never removes the chain LATEST names, nor one a running job writes into', () => {
+    const p = planPrune(chains, {
+      keepLast: 1,
+      now,
+      protectFullSubdir: '/2026/01/05-000000.00',
+      latestFullSubdir: '2026/01/01-000000.00',
+      busy: new Map([['/2026/01/02-000000.00', '1012345678901234567']]),
+    });
+    expect(removed(p)).toEqual(['/2026/01/04-000000.00']);
+    expect(p.reasons.get('/2026/01/01-000000.00')).toBe('named by LATEST');
+    expect(p.reasons.get('/2026/01/02-000000.00')).toMatch(/running backup job \(1012345678901234567\)/);
+  });
   it('older-than goes by the newest layer', () => {
     const p = planPrune(chains, {
       olderThanMs: 3 * 86_400_000,

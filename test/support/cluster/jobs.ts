@@ -446,7 +446,10 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
   await store.put(at('BACKUP_MANIFEST'), body);
   if (plan.legacy) return;
   if (plan.kind === 'full') {
-    const descending = (0xffffffffffffn - plan.endMicros / 1000n).toString(16).padStart(12, '0');
+    // Named from the time it is written, not the backup's end time (backupdest/backup_destination.go
+    // newTimestampedLatestFileName: the descending encoding of timeutil.Now()): the newest LATEST file
+    // names the full backup written last, which need not be the one with the newest end time.
+    const descending = (0xffffffffffffn - nowMicros() / 1000n).toString(16).padStart(12, '0');
     await store.put(`metadata/latest/LATEST-${descending}`, `/${folder}`);
   }
   if (plan.profile.writesIndex) {
