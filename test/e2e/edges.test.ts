@@ -161,15 +161,12 @@ describe.each(['22.2', '25.2'] as const)(
     beforeAll(async () => {
       env = await startE2eEnv({ profile, jobDurationMs: 300 });
     });
-    afterAll(async () => {
-      env?.cluster.engine.setClockSkew(0);
-      await env?.close();
-    });
+    afterAll(async () => env?.close());
     const day = 24 * 3600_000;
 
     it('ages chains by the cluster clock, not the runner clock ahead of it', async () => {
       // The runner (this machine) is 2 days ahead of the cluster.
-      env.cluster.engine.setClockSkew(-2 * day);
+      env.cluster.moveClock(-2 * day);
       try {
         const path = `skew-${profile}`;
         // 29 days old by the cluster's clock (31 by the runner's): prune-older-than 30d keeps it.
@@ -186,7 +183,7 @@ describe.each(['22.2', '25.2'] as const)(
         expect(env.s3.hasObject('backups', `${path}${young}/BACKUP_MANIFEST`)).toBe(true);
         expect(r.summary).toMatch(new RegExp(`\\| \`${young}\` \\| kept \\(newer than prune-older-than\\)`));
       } finally {
-        env.cluster.engine.setClockSkew(0);
+        env.cluster.moveClock(2 * day);
       }
     });
 

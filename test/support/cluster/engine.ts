@@ -136,8 +136,6 @@ export class CockroachEngine implements Engine {
   private license: boolean;
   private jobDurationMs: number;
   private jobDurationJitterMs = 0;
-  /** How far the cluster's clock is from the machine's (a runner's clock may be ahead or behind). */
-  private clockSkewMs = 0;
   private backupReadMsPerFile = 2;
   private readonly recheckMs: number;
   private sessionLingerMs: number;
@@ -210,16 +208,6 @@ export class CockroachEngine implements Engine {
    */
   setBackupReadDelay(msPerFile: number): void {
     this.backupReadMsPerFile = msPerFile;
-  }
-  /**
-   * Set the cluster's clock this far from the machine's: now(), job times and capture times follow it,
-   * as on a real cluster whose nodes' clocks differ from the runner's (HLC time, pkg/util/hlc).
-   */
-  setClockSkew(ms: number): void {
-    this.clockSkewMs = ms;
-  }
-  private clusterNow(): bigint {
-    return nowMicros() + BigInt(this.clockSkewMs) * 1000n;
   }
   /** Jobs run this long; with jitter, each job adds a random 0..jitterMs, so job ends do not line up with re-checks. */
   setJobDuration(ms: number, jitterMs = 0): void {
@@ -367,7 +355,7 @@ export class CockroachEngine implements Engine {
       ['intervalstyle', 'postgres'],
       ...sessionDefaults(this.startupFilter(session.startupParams)),
     ]);
-    this.sessions.set(session.id, { info: session, vars, inTxn: false, started: this.clusterNow() });
+    this.sessions.set(session.id, { info: session, vars, inTxn: false, started: nowMicros() });
   }
 
   closeSession(session: SessionInfo): void {
@@ -425,14 +413,10 @@ export class CockroachEngine implements Engine {
       return single(m[1] ?? 'crdb_internal.is_admin', Oid.bool, this.isAdmin(s.info.user) ? 't' : 'f');
     }
     if ((m = /^SELECT\s+now\(\)(::STRING)?(?:\s+AS\s+(\w+))?$/i.exec(sql))) {
-      return single(m[2] ?? 'now', m[1] ? Oid.text : Oid.timestamptz, formatTs(this.clusterNow(), true));
+      return single(m[2] ?? 'now', m[1] ? Oid.text : Oid.timestamptz, formatTs(nowMicros(), true));
     }
     if ((m = /^SELECT\s+cluster_logical_timestamp\(\)(?:\s+AS\s+(\w+))?$/i.exec(sql))) {
-      return single(
-        m[1] ?? 'cluster_logical_timestamp',
-        Oid.numeric,
-        `${this.clusterNow() * 1000n}.0000000000`,
-      );
+      return single(m[1] ?? 'cluster_logical_timestamp', Oid.numeric, `${nowMicros() * 1000n}.0000000000`);
     }
     if ((m = /^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|\s+TO\s+)\s*(.+)$/i.exec(sql)))
       return this.setVar(s, m[1]!.toLowerCase(), m[2]!, params);
@@ -941,7 +925,7 @@ export class CockroachEngine implements Engine {
   }
 
   private evalAsOf(token: string | undefined, params: readonly (string | null)[]): bigint {
-    const now = this.clusterNow();
+    const now = nowMicros();
     if (token === undefined) return now;
     const value = resolveValue(token, params) ?? '';
     const ts = parseTimestamp(value);
@@ -1012,7 +996,7 @@ export class CockroachEngine implements Engine {
 
   private createJob(user: string, description: string, statement: string, uri: string): Job {
     this.nextJobId += BigInt(1 + Math.floor(Math.random() * 1000));
-    const now = this.clusterNow();
+    const now = nowMicros();
     const job: Job = {
       id: this.nextJobId.toString(),
       type: 'BACKUP',
@@ -1051,7 +1035,7 @@ export class CockroachEngine implements Engine {
   ): Promise<void> {
     await sleep(30);
     if (job.control.cancelled || this.closed) return;
-    job.started = this.clusterNow();
+    job.started = nowMicros();
     job.modified = job.started;
     const durationMs = this.jobDurationMs + Math.random() * this.jobDurationJitterMs;
     try {
@@ -1085,7 +1069,7 @@ export class CockroachEngine implements Engine {
             // fraction_completed moves in steps of at least 5 %.
             if (f - job.fraction >= 0.05) {
               job.fraction = Math.round(f * 100) / 100;
-              job.modified = this.clusterNow();
+              job.modified = nowMicros();
             }
           },
           gate: () => this.gate(job),
@@ -1116,14 +1100,14 @@ export class CockroachEngine implements Engine {
 
   private setStatus(job: Job, status: string): void {
     job.status = status;
-    job.modified = this.clusterNow();
+    job.modified = nowMicros();
   }
 
   private finish(job: Job, status: string, error: string): void {
     if (TERMINAL.has(job.status)) return;
     job.status = status;
     job.error = error;
-    job.finished = this.clusterNow();
+    job.finished = nowMicros();
     job.modified = job.finished;
   }
 
@@ -1252,7 +1236,7 @@ export class CockroachEngine implements Engine {
     this.countJobRead(s);
     let jobs = this.visibleJobs(s.info.user);
     if (source === 'show-jobs') {
-      const cutoff = this.clusterNow() - 12n * 3_600_000_000n;
+      const cutoff = nowMicros() - 12n * 3_600_000_000n;
       jobs = jobs.filter((j) => j.finished === undefined || j.finished > cutoff);
     }
     const defs = this.jobColumns(source);
@@ -1261,7 +1245,7 @@ export class CockroachEngine implements Engine {
     );
     if (source === 'show-jobs') {
       // ORDER BY COALESCE(finished, now()) DESC, started DESC (NULLs sort last when descending).
-      const now = this.clusterNow();
+      const now = nowMicros();
       const key = (j: Job) => j.finished ?? now;
       matching.sort((a, b) => {
         const byEnd = key(b) - key(a);
