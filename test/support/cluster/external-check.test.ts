@@ -58,6 +58,29 @@ describe.each(FORMS)('the storage check statement on %s (%s, %s)', (profile, for
   });
 });
 
+it('takes its nodes from startTestCluster({ nodes })', async () => {
+  const cluster = await startTestCluster({
+    profile: '25.2',
+    nodes: [
+      { id: 7, locality: 'region=eu-central1' },
+      { id: 9, locality: 'region=eu-west2', unreachable: 'closing after writing: upload failed: timeout' },
+    ],
+  });
+  try {
+    const c = await clients.connect(cluster);
+    const r = await c.query(`CHECK EXTERNAL CONNECTION $1 WITH transfer = '1KiB'`, [
+      s3Uri(s3, 'opt-nodes', pathStyleFor('25.2')),
+    ]);
+    expect(r.rows.map((x) => [x.node, x.locality, x.ok, x.error])).toEqual([
+      ['7', 'region=eu-central1', 't', ''],
+      ['9', 'region=eu-west2', 'f', 'closing after writing: upload failed: timeout'],
+    ]);
+  } finally {
+    await clients.closeAll();
+    await cluster.close();
+  }
+});
+
 describe.each([
   ['23.2', 'SHOW BACKUP CONNECTION'],
   ['25.2', 'CHECK EXTERNAL CONNECTION'],

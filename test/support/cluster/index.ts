@@ -8,10 +8,11 @@ import type { JobSnapshot, StatementLogEntry, TestUser } from './engine.js';
 import type { AuthMethod, PgWireServer } from './pgwire.js';
 import { startPgWireServer } from './pgwire.js';
 import { moveClusterClock, resetClusterClock } from './sqltext.js';
+import type { SimulatedNode } from './external-check.js';
 import type { ProfileName } from './profiles.js';
 import { PROFILE_NAMES, profileFor } from './profiles.js';
 
-export type { ProfileName, TestUser, JobSnapshot, StatementLogEntry, AuthMethod };
+export type { ProfileName, TestUser, JobSnapshot, StatementLogEntry, AuthMethod, SimulatedNode };
 export { PROFILE_NAMES };
 
 export interface TestClusterOptions {
@@ -27,6 +28,8 @@ export interface TestClusterOptions {
   tls?: { cert: string; key: string; ca?: string; requestClientCert?: boolean };
   requireTls?: boolean;
   sessionLingerMs?: number;
+  /** The simulated nodes of CHECK EXTERNAL CONNECTION (external-check.ts); three by default. */
+  nodes?: SimulatedNode[];
 }
 
 export interface TestCluster {
@@ -67,6 +70,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     whenCompleteRecheckMs: opts.whenCompleteRecheckMs ?? 1000,
     sessionLingerMs: opts.sessionLingerMs ?? 0,
   });
+  if (opts.nodes) engine.more.externalCheck.setNodes(opts.nodes);
   const wire = await startPgWireServer({
     engine,
     auth: opts.auth ?? 'cleartext',
