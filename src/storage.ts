@@ -242,7 +242,7 @@ export interface Chain {
  * with the number of data files. Requests: 1 for the collection root, 1 per
  * year and per month (full backups, and again under incrementals/), 1 per
  * full backup (is its BACKUP_MANIFEST there?), 1 per chain with incrementals
- * and 1 per day of incrementals in it, and 1 for index/ (25.x); each of them
+ * and 1 per day of incrementals in it, and 1 per backup index root (25.4+); each of them
  * one more per 1,000 entries.
  */
 export async function listChains(store: ObjectStore, prefix: string): Promise<Chain[]> {
@@ -279,10 +279,10 @@ export async function listChains(store: ObjectStore, prefix: string): Promise<Ch
 }
 
 /**
- * 25.x backup index entries of a chain live in a folder named after its full
- * subdirectory with `/` as `-`: under `index/` as the reference has it, and
- * under `metadata/index/` as CockroachDB's source writes it. Both are chain
- * keys; `metadata/latest/` never is.
+ * Backup index entries of a chain (written only by 25.4 and later: backup_index.go
+ * shouldWriteIndex) live in a folder named after its full subdirectory with `/` as `-`, under
+ * `metadata/index/` as CockroachDB's source writes it; `index/` is also recognised, as the
+ * reference has it. Both are chain keys; `metadata/latest/` never is.
  */
 const INDEX_ROOTS = ['index/', 'metadata/index/'] as const;
 

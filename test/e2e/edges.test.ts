@@ -222,3 +222,22 @@ describe.each(['22.2', '25.2'] as const)(
     });
   },
 );
+
+describe.each(['25.2', '25.4'] as const)('the backup index on CockroachDB %s', (profile) => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile, jobDurationMs: 300 });
+  });
+  afterAll(async () => env?.close());
+
+  it('is written only from 25.4 (backup_index.go shouldWriteIndex)', async () => {
+    const path = `index-${profile}`;
+    const r = await runScenario(env, { inputs: env.inputs({ collection: env.collection(path) }) });
+    expect(r.code).toBe(0);
+    const flat = r.outputs['backup-path']!.slice(1).replace(/\//g, '-');
+    expect(env.s3.listKeys('backups', `${path}/metadata/index/${flat}/`)).toHaveLength(
+      profile === '25.4' ? 1 : 0,
+    );
+    expect(env.s3.listKeys('backups', `${path}/index/`)).toEqual([]);
+  });
+});

@@ -154,22 +154,6 @@ describe('verification and pruning', () => {
     expect(env.s3.listKeys(BUCKET, `${path}${seeded[0]}/`)).toEqual([]);
   });
 
-  it("removes a pruned chain's backup index entries (metadata/index/, 25.x) and never metadata/latest", async () => {
-    const path = 'indexed';
-    const inputs = env.inputs({ collection: env.collection(path) });
-    const first = await runScenario(env, { inputs });
-    expect(first.code).toBe(0);
-    const second = await runScenario(env, { inputs: { ...inputs, 'prune-keep-last': '1' } });
-    expect(second.errors).toEqual([]);
-    const flat = (p: string) => p.slice(1).replace(/\//g, '-');
-    const oldIndex = `${path}/metadata/index/${flat(first.outputs['backup-path']!)}/`;
-    const newIndex = `${path}/metadata/index/${flat(second.outputs['backup-path']!)}/`;
-    expect(env.s3.listKeys(BUCKET, oldIndex)).toEqual([]);
-    expect(env.s3.listKeys(BUCKET, newIndex)).toHaveLength(1);
-    expect(env.s3.listKeys(BUCKET, `${path}/metadata/latest/`)).toHaveLength(2);
-    expect(second.summary).toContain(`| \`${first.outputs['backup-path']}\` | deleted |`);
-  });
-
   it('says the backup succeeded and was verified when listing fails during pruning', async () => {
     const path = 'listfail';
     seedCollection(env.s3, BUCKET, path, {
@@ -335,5 +319,29 @@ describe('verification and pruning', () => {
     env.cluster.engine.setJobDuration(800);
     expect(r.code).not.toBe(0);
     expect(r.errors[0]).toMatch(/no longer returned/);
+  });
+});
+
+describe('pruning the backup index of CockroachDB 25.4', () => {
+  let env254: E2eEnv;
+  beforeAll(async () => {
+    env254 = await startE2eEnv({ profile: '25.4', jobDurationMs: 800 });
+  });
+  afterAll(async () => env254?.close());
+
+  it("removes a pruned chain's backup index entries (metadata/index/, 25.4+) and never metadata/latest", async () => {
+    const path = 'indexed';
+    const inputs = env254.inputs({ collection: env254.collection(path) });
+    const first = await runScenario(env254, { inputs });
+    expect(first.code).toBe(0);
+    const second = await runScenario(env254, { inputs: { ...inputs, 'prune-keep-last': '1' } });
+    expect(second.errors).toEqual([]);
+    const flat = (p: string) => p.slice(1).replace(/\//g, '-');
+    const oldIndex = `${path}/metadata/index/${flat(first.outputs['backup-path']!)}/`;
+    const newIndex = `${path}/metadata/index/${flat(second.outputs['backup-path']!)}/`;
+    expect(env254.s3.listKeys(BUCKET, oldIndex)).toEqual([]);
+    expect(env254.s3.listKeys(BUCKET, newIndex)).toHaveLength(1);
+    expect(env254.s3.listKeys(BUCKET, `${path}/metadata/latest/`)).toHaveLength(2);
+    expect(second.summary).toContain(`| \`${first.outputs['backup-path']}\` | deleted |`);
   });
 });

@@ -15,7 +15,7 @@ export interface SeedOptions {
   /** Hours between chains (default 24). */
   spacingHours?: number;
   /**
-   * Write 25.x backup index entries, one per layer: under `index/<subdir with ->/` (true, as the
+   * Write backup index entries (25.4+), one per layer: under `index/<subdir with ->/` (true, as the
    * reference has it) or under `metadata/index/<subdir with ->/` ('metadata', as CockroachDB does).
    */
   index?: boolean | 'metadata';

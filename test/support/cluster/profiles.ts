@@ -1,5 +1,9 @@
 /** What differs between CockroachDB versions, as far as the backup surface goes (see the references). */
-export type ProfileName = '22.2' | '23.1' | '23.2' | '24.1' | '24.3' | '25.2';
+export type ProfileName = '22.2' | '23.1' | '23.2' | '24.1' | '24.3' | '25.2' | '25.4';
+/**
+ * The profiles every per-version self-test runs. 25.4 is not among them: it differs from 25.2 here
+ * only by the backup index it writes, and exists for the tests of pruning that index.
+ */
 export const PROFILE_NAMES: readonly ProfileName[] = ['22.2', '23.1', '23.2', '24.1', '24.3', '25.2'];
 
 export interface Profile {
@@ -19,7 +23,10 @@ export interface Profile {
   stateWord: boolean;
   /** 25.1+: owners may control their own jobs. */
   ownersControlJobs: boolean;
-  /** 25.x writes the backup index. */
+  /**
+   * 25.4+ writes the backup index under metadata/index/ (pkg/backup/backupinfo/backup_index.go
+   * shouldWriteIndex: "An index should only be written on a v25.4+ cluster").
+   */
   writesIndex: boolean;
   /** 25.2+: incremental folders carry `-<start>`. */
   incrementalStartSuffix: boolean;
@@ -34,6 +41,7 @@ const DEFAULT_PATCH: Record<ProfileName, number> = {
   '24.1': 5,
   '24.3': 5,
   '25.2': 1,
+  '25.4': 0,
 };
 
 export function profileFor(name: ProfileName, patchOverride?: number): Profile {
@@ -50,7 +58,7 @@ export function profileFor(name: ProfileName, patchOverride?: number): Profile {
     indexedJobs: at(23, 2),
     stateWord: at(25, 2),
     ownersControlJobs: at(25, 1),
-    writesIndex: at(25, 1),
+    writesIndex: at(25, 4),
     incrementalStartSuffix: at(25, 2),
     licenceChecks: !at(24, 3),
   };
@@ -64,6 +72,7 @@ export function versionString(p: Profile): string {
     '24.1': 'built 2024/09/24 08:12:50, go1.22.5',
     '24.3': 'built 2025/02/10 14:20:33, go1.22.8',
     '25.2': 'built 2025/06/02 10:44:01, go1.23.7',
+    '25.4': 'built 2025/11/03 09:30:12, go1.23.12',
   };
   return `CockroachDB CCL v${p.major}.${p.minor}.${p.patch} (x86_64-pc-linux-gnu, ${built[p.name]})`;
 }
