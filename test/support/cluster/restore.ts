@@ -370,15 +370,19 @@ export class RestoreStatement {
         const f = files[i]!;
         const body = await store.get(f.key);
         if (body === undefined) {
-          // s3_storage.go openStreamAt: the SDK's NoSuchKey, wrapped as ErrFileDoesNotExist.
+          // restore_data_processor.go wraps the open in "opening SSTs"; s3_storage.go openStreamAt
+          // wraps the SDK's NoSuchKey (whose text names no key) as ErrFileDoesNotExist.
           throw new Error(
-            `reading backup data file ${f.key}: NoSuchKey: The specified key does not exist.\n\tstatus code: 404: s3 object does not exist: ${FILE_DOES_NOT_EXIST}`,
+            `opening SSTs: NoSuchKey: The specified key does not exist.\n\tstatus code: 404, request id: ${requestId()}, host id: ${requestId()}: s3 object does not exist: ${FILE_DOES_NOT_EXIST}`,
           );
         }
         // A backup from before checksums were recorded (seeded collections) is read, not compared.
         if (f.checksum !== undefined && sha256(body) !== f.checksum) {
+          // processRestoreSpanEntry: errors.Join(backupFileReadError, err) under "processing restore
+          // span entry"; pebble's block checksum error names the table by its file number.
+          const fileNum = /(\d+)\.sst$/.exec(f.key)?.[1] ?? '0';
           throw new Error(
-            `reading backup data file ${f.key}: pebble/table: invalid table (checksum mismatch at 0/${body.length})`,
+            `processing restore span entry: error reading backup file\npebble/table: invalid table ${fileNum.padStart(6, '0')} (checksum mismatch at 0/${body.length})`,
           );
         }
         const fraction = (i + 1) / (files.length + 1);
@@ -453,6 +457,11 @@ function versionLess(a: string, b: string): boolean {
 function goTime(micros: bigint): string {
   const text = formatTs(micros, false);
   return `${text} +0000 UTC`;
+}
+
+/** An S3 request id as the SDK prints it (16 hex digits). */
+function requestId(): string {
+  return Array.from({ length: 16 }, () => '0123456789ABCDEF'[Math.floor(Math.random() * 16)]).join('');
 }
 
 async function call<T>(fn: () => Promise<T>): Promise<T> {
