@@ -69,6 +69,7 @@ export interface Job {
 
 export interface JobSnapshot {
   id: string;
+  type: Job['type'];
   status: string;
   description: string;
   user: string;
@@ -300,6 +301,7 @@ export class CockroachEngine implements Engine {
     const date = (m: bigint | undefined) => (m === undefined ? undefined : new Date(Number(m / 1000n)));
     return this.jobs.map((j) => ({
       id: j.id,
+      type: j.type,
       status: j.status,
       description: j.description,
       user: j.user,

@@ -345,6 +345,7 @@ describe.each(['22.2', '23.2', '25.2'] as ProfileName[])('RESTORE on CockroachDB
       ).rejects.toThrow('database "scratch_cancel" already exists');
       await c.query('CANCEL JOB $1', [id]);
       expect((await waitJob(c, id)).status).toBe('canceled');
+      expect(cluster.jobs().find((j) => j.id === id)).toMatchObject({ type: 'RESTORE', status: 'canceled' });
       await new Promise((res) => setTimeout(res, 100));
       await expect(c.query('DROP DATABASE scratch_cancel CASCADE')).rejects.toMatchObject({ code: '3D000' });
     } finally {
