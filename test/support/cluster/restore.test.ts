@@ -273,6 +273,12 @@ describe.each(['22.2', '23.2', '25.2'] as ProfileName[])('RESTORE on CockroachDB
         [b.full, uri],
       ),
     ).rejects.toThrow('to set the verify_backup_table_data option, the schema_only option must be set');
+    await expect(
+      c.query(
+        `RESTORE DATABASE shop FROM $1 IN $2 AS OF SYSTEM TIME $3 WITH ${VERIFY}, new_db_name = 'z', detached`,
+        [b.full, uri, b.times[0]!],
+      ),
+    ).rejects.toMatchObject({ code: '42P18', message: 'could not determine data type of placeholder $3' });
     await c.query('BEGIN');
     await expect(
       c.query(`RESTORE DATABASE shop FROM $1 IN $2 ${at} WITH ${VERIFY}, new_db_name = 'z'`, [b.full, uri]),

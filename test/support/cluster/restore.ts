@@ -70,6 +70,17 @@ export class RestoreStatement {
     const [, kind, targetText, subdirToken, collectionToken, aostToken, optsParen, optsPlain] = m;
     if (kind?.toUpperCase() !== 'DATABASE')
       throw new SqlError('0A000', 'the test cluster emulates RESTORE DATABASE only');
+    // Prepare-time typing: restoreTypeCheck types the URIs, subdirectory and string options, not
+    // AS OF SYSTEM TIME, so a bare placeholder there has no type unless the client declared one.
+    const bare = aostToken ? /^\$(\d+)$/.exec(aostToken.trim()) : null;
+    if (bare && !(s.paramTypes?.[Number(bare[1]) - 1] ?? 0)) {
+      throw new SqlError(
+        '42P18',
+        `could not determine data type of placeholder $${bare[1]}`,
+        undefined,
+        'consider adding explicit type casts to the placeholder arguments',
+      );
+    }
     const databases = splitList(targetText!).map(parseIdent);
     const o = this.options(optsParen ?? optsPlain ?? '', params);
     // restorePlanHook, in its order.
