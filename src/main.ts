@@ -44,6 +44,7 @@ import {
 import type { Plan } from './plan.js';
 import { PlanError, planBackup } from './plan.js';
 import type { ObjectStore } from './storage.js';
+import { normalizeFullSubdir } from './layout.js';
 import { readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { ClusterVersion, Config } from './types.js';
@@ -520,7 +521,9 @@ class Step {
 
   private recordPlan(plan: Plan, capture: CaptureTime | undefined): void {
     const o = this.report.outputs;
-    const full = plan.kind === 'incremental' ? plan.appendTo : (plan.appendTo ?? capture?.fullSubdir);
+    const planned = plan.kind === 'incremental' ? plan.appendTo : (plan.appendTo ?? capture?.fullSubdir);
+    // One leading '/' whatever the source: CockroachDB omits it for a collection at the bucket root.
+    const full = planned === undefined ? undefined : normalizeFullSubdir(planned);
     this.report.backupKind = plan.kind;
     // Why auto took a new full backup (no full, other targets, full-backup-every) is worth a line.
     if (plan.kind === 'full' && plan.reason !== undefined && !this.report.notes.includes(plan.reason))
@@ -666,7 +669,7 @@ class Step {
       if (
         described !== undefined &&
         described !== 'LATEST' &&
-        described !== this.report.outputs['backup-path']
+        normalizeFullSubdir(described) !== this.report.outputs['backup-path']
       ) {
         // The cluster is the truth on where the backup went.
         this.recordPlan({ kind: 'full', appendTo: described }, capture);

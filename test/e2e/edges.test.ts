@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { E2eEnv } from './harness.js';
 import { runScenario, startE2eEnv, startScenario, until } from './harness.js';
+import pg from 'pg';
+import { TEST_S3_CREDENTIAL } from '../support/s3/server.js';
 import { seedCollection } from '../support/seed.js';
 
 describe.each(['23.2', '25.2'] as const)('session settings on CockroachDB %s', (profile) => {
@@ -239,5 +241,49 @@ describe.each(['25.2', '25.4'] as const)('the backup index on CockroachDB %s', (
       profile === '25.4' ? 1 : 0,
     );
     expect(env.s3.listKeys('backups', `${path}/index/`)).toEqual([]);
+  });
+});
+
+describe.each(['22.2', '25.2'] as const)('a collection at the bucket root on CockroachDB %s', (profile) => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile, jobDurationMs: 300 });
+  });
+  afterAll(async () => env?.close());
+  const folder = /^\/\d{4}\/\d{2}\/\d{2}-\d{6}\.\d{2}$/;
+
+  it('names the backup with one leading / in outputs, summary and RESTORE', async () => {
+    const collection = 's3://backups';
+    const first = await runScenario(env, { inputs: env.inputs({ collection }) });
+    expect(first.code).toBe(0);
+    expect(first.outputs['backup-path']).toMatch(folder);
+    const inc = await runScenario(env, { inputs: env.inputs({ collection, 'backup-type': 'incremental' }) });
+    expect(inc.errors).toEqual([]);
+    expect(inc.outputs['backup-path']).toBe(first.outputs['backup-path']);
+    expect(inc.outputs['backup-uri']).toBe(`s3://backups${first.outputs['backup-path']}`);
+    expect(inc.summary).toContain(`FROM '${first.outputs['backup-path']}'\n  IN`);
+
+    // A job someone else started, naming the folder as SHOW BACKUPS lists it there (no leading /).
+    env.cluster.engine.setJobDuration(4000);
+    const root = new pg.Client({ connectionString: env.cluster.url('root') });
+    root.on('error', () => undefined);
+    await root.connect();
+    try {
+      const uri =
+        `s3://backups?AWS_ACCESS_KEY_ID=${TEST_S3_CREDENTIAL.accessKeyId}` +
+        `&AWS_SECRET_ACCESS_KEY=${encodeURIComponent(TEST_S3_CREDENTIAL.secretAccessKey)}` +
+        `&AWS_ENDPOINT=${encodeURIComponent(env.s3.endpoint)}&AWS_REGION=${env.s3.region}` +
+        (profile === '25.2' ? '&AWS_USE_PATH_STYLE=true' : '');
+      const listed = (await root.query(`SHOW BACKUPS IN '${uri}'`)).rows.map((r: { path: string }) => r.path);
+      expect(listed).toEqual([first.outputs['backup-path']!.slice(1)]);
+      await root.query(`BACKUP INTO '${listed[0]}' IN '${uri}' WITH detached`);
+    } finally {
+      await root.end();
+      env.cluster.engine.setJobDuration(300);
+    }
+    const attached = await runScenario(env, { inputs: env.inputs({ collection, 'if-running': 'attach' }) });
+    expect(attached.errors).toEqual([]);
+    expect(attached.outputs['backup-path']).toBe(first.outputs['backup-path']);
+    expect(attached.summary).toContain(`FROM '${first.outputs['backup-path']}'\n  IN`);
   });
 });

@@ -267,10 +267,15 @@ export class JobStorage {
   /** `SHOW BACKUPS IN`: completed full backups, in listing order. */
   async fullBackups(): Promise<string[]> {
     const keys = await this.list('');
-    return keys
-      .map((k) => /^\/?([^/]+\/[^/]+\/[^/]+)\/BACKUP_MANIFEST$/.exec(k.key)?.[1])
-      .filter((p): p is string => p !== undefined && /^\d{4}\/\d{2}\/\d{2}-\d{6}\.\d{2}$/.test(p))
-      .map((p) => `/${p}`);
+    return (
+      keys
+        .map((k) => /^\/?([^/]+\/[^/]+\/[^/]+)\/BACKUP_MANIFEST$/.exec(k.key)?.[1])
+        .filter((p): p is string => p !== undefined && /^\d{4}\/\d{2}\/\d{2}-\d{6}\.\d{2}$/.test(p))
+        // Paths relative to the collection, as backupdest.ListFullBackupsInCollection gives them
+        // (pkg/backup/backupdest/backup_destination.go): under a path they start with '/', at the
+        // bucket root they do not.
+        .map((p) => (this.dest.path ? `/${p}` : p))
+    );
   }
 
   async latest(): Promise<string | undefined> {
