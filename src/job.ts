@@ -5,14 +5,11 @@
  */
 import type { ClusterLink, Clock, Connector, LinkLogger, Row, SqlSession } from './cluster.js';
 import { AbortedError, errorText, isConnectionError, sqlState } from './cluster.js';
-import type { Statement } from './sql.js';
 import {
-  backupsByAostStatement,
   cancelJobStatement,
   formatTimestampMicros,
   jobByIdStatement,
   restoreStatementTimeoutStatement,
-  sessionsByApplicationStatement,
   showStatementTimeoutStatement,
   statementTimeoutStatement,
   unfinishedBackupsStatement,
@@ -142,121 +139,6 @@ export function fullSubdirFor(literal: string): string {
   return `/${y}/${mo}/${d}-${hms}.${cs}`;
 }
 
-export interface SubmitContext {
-  link: ClusterLink;
-  statement: Statement;
-  capture: CaptureTime;
-  /** The job must target this collection (checked on the description when a lost answer is looked for). */
-  matchesCollection: (description: string) => boolean;
-  clock: Clock;
-  log: LinkLogger;
-  signal?: AbortSignal;
-  /** How long to wait for a lost session to disappear from cluster_sessions. */
-  sessionGoneTimeoutMs: number;
-  reconnectBudgetMs: number;
-  maxAttempts?: number;
-  /**
-   * False when sessions do not carry the action's application_name: the lost
-   * session cannot be looked for, so a job that appears late cannot be ruled out.
-   */
-  mayResubmit?: boolean;
-}
-
-/** The BACKUP may or may not have created a job, and submitting again could make a second one. */
-export class SubmissionUncertain extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SubmissionUncertain';
-  }
-}
-
-export interface Submitted {
-  jobId: string;
-  /** True when the answer was lost and the job was found by its statement. */
-  adopted: boolean;
-  attempts: number;
-}
-
-/**
- * Submit BACKUP … WITH detached. When the answer is lost (the connection
- * died after the statement was sent), never resubmit blindly: wait until the
- * lost session is gone, look for the job by its unique statement, adopt it,
- * and resubmit only when it does not exist.
- */
-export async function submitBackup(ctx: SubmitContext): Promise<Submitted> {
-  const maxAttempts = ctx.maxAttempts ?? 3;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    if (ctx.signal?.aborted) throw new AbortedError();
-    const session = await ctx.link.withReconnect('connecting to submit the backup', async (s) => s, {
-      budgetMs: ctx.reconnectBudgetMs,
-      signal: ctx.signal,
-    });
-    const sentAt = ctx.clock.now();
-    try {
-      const rows = await session.query(ctx.statement);
-      const id = rows[0]?.job_id;
-      if (id == null) throw new Error('BACKUP … WITH detached returned no job_id');
-      return { jobId: String(id), adopted: false, attempts: attempt };
-    } catch (err) {
-      if (!isConnectionError(err)) throw err;
-      ctx.link.abandon();
-      ctx.log.warning(
-        `The answer to BACKUP was lost (${errorText(err)}). Looking for the job it may have created before submitting again.`,
-      );
-      await waitForSessionGone(ctx, session.applicationName);
-      const found = await findJobsByStatement(ctx);
-      if (found.length > 0) {
-        const job = found[0]!;
-        ctx.log.info(`Found job ${job.jobId} (${job.status}) created by the lost submission; adopting it.`);
-        return { jobId: job.jobId, adopted: true, attempts: attempt };
-      }
-      if (ctx.mayResubmit === false) {
-        throw new SubmissionUncertain(
-          `The answer to BACKUP was lost and no job created by it was found, but the session did not carry the action's application_name, so it cannot be known whether that BACKUP still creates one. ` +
-            `Not submitting again, to avoid a second backup job: check SHOW JOBS for a BACKUP job AS OF SYSTEM TIME '${ctx.capture.literal}' and run the step again.`,
-        );
-      }
-      ctx.log.info(
-        `No job was created by the lost submission (after ${Math.round((ctx.clock.now() - sentAt) / 1000)}s); submitting again.`,
-      );
-    }
-  }
-  throw new Error(
-    `BACKUP could not be submitted after ${maxAttempts} attempts: the connection kept dropping.`,
-  );
-}
-
-async function waitForSessionGone(ctx: SubmitContext, applicationName: string): Promise<void> {
-  const deadline = ctx.clock.now() + ctx.sessionGoneTimeoutMs;
-  for (;;) {
-    const rows = await ctx.link.withReconnect(
-      'checking for the lost session',
-      (s) => s.query(sessionsByApplicationStatement(applicationName)),
-      { budgetMs: ctx.reconnectBudgetMs, signal: ctx.signal },
-    );
-    if (rows.length === 0) return;
-    if (ctx.clock.now() >= deadline) {
-      throw new Error(
-        `The session that sent BACKUP (${applicationName}) is still open after ${Math.round(ctx.sessionGoneTimeoutMs / 1000)}s; ` +
-          'not resubmitting, to avoid a second backup job. Check SHOW JOBS for a BACKUP job and run the step again.',
-      );
-    }
-    await ctx.clock.sleep(500, ctx.signal);
-    if (ctx.signal?.aborted) throw new AbortedError();
-  }
-}
-
-async function findJobsByStatement(ctx: SubmitContext): Promise<JobRow[]> {
-  // The job was created after the capture time; a minute of slack covers clock skew between nodes.
-  const since = formatTimestampMicros(ctx.capture.micros - 60_000_000n);
-  const rows = await ctx.link.withReconnect(
-    'looking for the submitted job',
-    (s) => s.query(backupsByAostStatement(ctx.capture.literal, since)),
-    { budgetMs: ctx.reconnectBudgetMs, signal: ctx.signal },
-  );
-  return rows.map(toJobRow).filter((j) => ctx.matchesCollection(j.description));
-}
-
 /** Unfinished BACKUP jobs into this exact collection (for `if-running`). */
 export async function findRunningBackups(
   session: SqlSession,
@@ -374,7 +256,11 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
   // would cost a statement and tell nothing the read after it does not.
   let readNow = !whenComplete;
   try {
-    if (!whenComplete) await ctx.clock.sleep(poller.firstDelay(), ctx.signal);
+    if (!whenComplete)
+      await ctx.clock.sleep(
+        Math.min(poller.firstDelay(), Math.max(0, deadline - ctx.clock.now())),
+        ctx.signal,
+      );
     for (;;) {
       if (ctx.signal.aborted) return { kind: 'aborted', job: last };
       if (ctx.clock.now() >= deadline) return { kind: 'timeout', job: last, reason: 'timeout' };
@@ -403,7 +289,8 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
       const pausedLeft =
         heldSince !== undefined ? heldSince + ctx.pausedTimeoutMs - now : Number.POSITIVE_INFINITY;
       const budget = Math.min(deadline - now, pausedLeft);
-      if (whenComplete && heldSince === undefined) {
+      // Less than a second left: a short sleep to the deadline, not a whole WHEN COMPLETE wait.
+      if (whenComplete && heldSince === undefined && budget >= 1000) {
         const waitMs = Math.max(1000, Math.min(slice, budget));
         const result = await waitWhenComplete(ctx, waitMs, timeoutSetting, reconnecting);
         if (result.unsupported) {

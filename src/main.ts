@@ -5,7 +5,14 @@
  */
 import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
 import type { Clock, Connector, LinkLogger, SqlSession } from './cluster.js';
-import { ApplicationNames, ClusterLink, errorText, parseClusterVersion, versionAtLeast } from './cluster.js';
+import {
+  AbortedError,
+  ApplicationNames,
+  ClusterLink,
+  errorText,
+  parseClusterVersion,
+  versionAtLeast,
+} from './cluster.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import {
   buildBackupDestination,
@@ -17,6 +24,7 @@ import type { InputReader } from './inputs.js';
 import { InputError, readConfig } from './inputs.js';
 import type { CaptureTime, JobRow, WaitOutcome } from './job.js';
 import {
+  CANCEL_DEADLINE_MS,
   cancelResultText,
   cancelWithFallback,
   captureTimeFromMicros,
@@ -26,11 +34,11 @@ import {
   parseClusterTime,
   readJobWithin,
   resolveCaptureTime,
-  SubmissionUncertain,
-  submitBackup,
   waitForJob,
 } from './job.js';
 import type { ActionIO, RunReport } from './report.js';
+import { realDeps } from './runtime.js';
+import { lookUpSubmission, SubmissionUncertain, submitBackup, SubmitDeadline } from './submit.js';
 import { finalOutputs, ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
 import { describeError, SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
@@ -59,14 +67,27 @@ export interface Deps {
   /** Aborted when the runner sends SIGINT, SIGTERM or SIGHUP. */
   signal: AbortSignal;
   random?: () => number;
+  /**
+   * Registers what to do when the step is about to be ended by force (the
+   * backstop after a signal): write the outputs and the summary as they stand.
+   */
+  onForcedExit?: (finish: () => Promise<void>) => void;
 }
 
 export const STATE = {
   jobId: 'job-id',
   owned: 'job-owned',
   done: 'main-done',
-  appName: 'app-name',
+  /** The AS OF SYSTEM TIME literal of the BACKUP, saved before it is sent: the job's unique mark. */
+  capture: 'submit-capture',
+  /** The application_name of each session BACKUP was sent on, one per line, saved before sending. */
+  sessions: 'submit-sessions',
 } as const;
+
+/** From the signal: the lookup of a job whose id never arrived ends by then… */
+const ABORT_LOOKUP_MS = 2_500;
+/** …and the cancel too, leaving the summary time before the runner's SIGTERM at 7.5 s. */
+const ABORT_BUDGET_MS = 6_000;
 
 /** Timings that tests may shorten. */
 export interface Timings {
@@ -95,7 +116,10 @@ class StepFailure extends Error {
 }
 
 /** Runs the main step; returns the process exit code. */
-export async function run(deps: Deps, timings: Timings = timingsFromEnv(deps.env)): Promise<number> {
+export async function run(
+  deps: Deps = realDeps(),
+  timings: Timings = timingsFromEnv(deps.env),
+): Promise<number> {
   const { io } = deps;
   const secrets = new SecretRegistry((v) => io.setSecret(v));
   const scrub = (t: string): string => secrets.scrub(t);
@@ -109,14 +133,20 @@ export async function run(deps: Deps, timings: Timings = timingsFromEnv(deps.env
   };
   let config: Config | undefined;
   let step: Step | undefined;
+  let finished = false;
   try {
     const read = readConfig(deps.getInput, deps.env, secrets);
     config = read.config;
     for (const w of read.warnings) io.warning(scrub(w));
     for (const n of read.notices) io.info(scrub(n));
     step = new Step(deps, config, secrets, report, timings);
-    await step.execute();
-  } catch (err) {
+    const running = step;
+    deps.onForcedExit?.(() => running.forcedExit(() => finish(true)));
+    await untilAborted(step.execute(), deps.signal);
+  } catch (caught) {
+    let err = caught;
+    // Wherever the run was when the signal came, the job it may have created is dealt with here.
+    if (err instanceof AbortedError && step) err = await step.abortFailure();
     const failure = failureMessage(err, secrets);
     if (report.outcome === 'succeeded' || report.outcome === 'submitted') report.outcome = 'error';
     if (err instanceof StepFailure) report.outcome = err.outcome;
@@ -125,10 +155,37 @@ export async function run(deps: Deps, timings: Timings = timingsFromEnv(deps.env
   } finally {
     await step?.closeConnections();
   }
-  writeOutputs(io, finalOutputs(report), scrub);
-  io.saveState(STATE.done, 'true');
-  if (config?.summary ?? summaryWanted(deps.getInput)) await writeSummary(io, report, scrub);
+  await finish(false);
   return report.outcome === 'succeeded' || report.outcome === 'submitted' ? 0 : 1;
+
+  /** Outputs, state and summary, once: by the normal ending or by the backstop before a forced exit. */
+  async function finish(forced: boolean): Promise<void> {
+    if (finished) return;
+    finished = true;
+    writeOutputs(io, finalOutputs(report), scrub);
+    if (!forced) io.saveState(STATE.done, 'true');
+    if (config?.summary ?? summaryWanted(deps.getInput)) await writeSummary(io, report, scrub);
+  }
+}
+
+/** The promise's outcome, or AbortedError as soon as the signal aborts (the promise is then left behind). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  p.catch(() => undefined);
+  if (signal.aborted) return Promise.reject(new AbortedError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 function failureMessage(err: unknown, secrets: SecretRegistry): string {
@@ -188,6 +245,14 @@ class Step {
   private owned = false;
   /** False when the session does not carry the action's application_name (see checkApplicationName). */
   private applicationNameCarried = true;
+  /** The BACKUP sent (or being sent) whose job id has not arrived: how to find its job. */
+  private submission: { capture: CaptureTime; sessions: string[] } | undefined;
+  /** The job's last status read; set once it reached a terminal one. */
+  private lastStatus: string | undefined;
+  private jobEnded = false;
+  /** `timeout` runs from the first statement (clock milliseconds). */
+  private runDeadline: number | undefined;
+  private abortHandling: Promise<StepFailure> | undefined;
   private store: Promise<ObjectStore> | undefined;
   /** What the cluster link, the submission and the wait log through: scrubbed like every other line. */
   private readonly logger: LinkLogger = { info: (m) => this.log(m), warning: (m) => this.warn(m) };
@@ -314,6 +379,7 @@ class Step {
         `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${withAdvice(describeError(err, this.secrets), advice)}`,
       );
     }
+    if (this.config.timeoutMs !== undefined) this.runDeadline = this.deps.clock.now() + this.config.timeoutMs;
     const rows = await session.query({ text: 'SELECT version() AS version', params: [] });
     const text = String(rows[0]?.version ?? '');
     try {
@@ -419,8 +485,7 @@ class Step {
         for (const job of running) {
           this.log(`Waiting for backup job ${job.jobId} to finish before starting (if-running: wait).`);
           const outcome = await waitForJob(this.waitContext(job.jobId));
-          if (outcome.kind === 'aborted')
-            throw new StepFailure('The run was aborted while waiting for another backup job.', 'aborted');
+          if (outcome.kind === 'aborted') throw new AbortedError();
           if (outcome.kind === 'timeout') {
             throw new StepFailure(
               `timeout: backup job ${job.jobId} (not ours) was still running; nothing was started.`,
@@ -503,20 +568,47 @@ class Step {
         sessionGoneTimeoutMs: this.timings.sessionGoneTimeoutMs,
         reconnectBudgetMs: this.timings.reconnectBudgetMs,
         mayResubmit: this.applicationNameCarried,
+        deadline: this.runDeadline,
+        onAttempt: (name) => this.beforeSending(capture, name),
       });
       this.jobId = submitted.jobId;
       this.owned = true;
     } catch (err) {
-      if (err instanceof SubmissionUncertain) throw new StepFailure(err.message);
+      if (err instanceof AbortedError) throw err;
+      if (err instanceof SubmitDeadline) {
+        this.report.outputs.status = 'timeout';
+        throw new StepFailure(err.message, 'timeout');
+      }
+      if (err instanceof SubmissionUncertain) {
+        // The post step looks again for the job, and cancels it when found.
+        if (err.reason === 'timeout' && this.config.onTimeout === 'cancel')
+          this.deps.io.saveState(STATE.owned, 'uncertain');
+        if (err.reason === 'timeout') this.report.outputs.status = 'timeout';
+        throw new StepFailure(err.message, err.reason === 'timeout' ? 'timeout' : 'error');
+      }
       const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
       throw new StepFailure(`BACKUP was refused: ${withAdvice(describeError(err, this.secrets), advice)}`);
     }
+    this.submission = undefined;
     // Saved at once, so that the post step can cancel the job if this step is killed.
     this.deps.io.saveState(STATE.jobId, this.jobId);
     this.deps.io.saveState(STATE.owned, 'true');
     this.report.outputs['job-id'] = this.jobId;
     this.deps.io.setOutput('job-id', this.jobId);
     this.log(`Backup job ${this.jobId} created.`);
+  }
+
+  /**
+   * Saved before BACKUP goes out on a session: should its answer never arrive
+   * (abort, kill), the abort handling and the post step find the job by its
+   * capture time once that session is gone.
+   */
+  private beforeSending(capture: CaptureTime, applicationName: string): void {
+    this.submission ??= { capture, sessions: [] };
+    this.submission.sessions.push(applicationName);
+    this.deps.io.saveState(STATE.capture, capture.literal);
+    this.deps.io.saveState(STATE.sessions, this.submission.sessions.join('\n'));
+    this.deps.io.saveState(STATE.owned, 'true');
   }
 
   private recordPlan(plan: Plan, capture: CaptureTime | undefined): void {
@@ -553,12 +645,16 @@ class Step {
       jobId,
       useWhenComplete: versionAtLeast(this.version!, 23, 2),
       pollIntervalMs: this.config.pollIntervalMs,
-      timeoutMs: this.config.timeoutMs,
+      timeoutMs:
+        this.runDeadline === undefined ? undefined : Math.max(1, this.runDeadline - this.deps.clock.now()),
       pausedTimeoutMs: this.config.pausedTimeoutMs,
       clock: this.deps.clock,
       log: this.logger,
       signal: this.deps.signal,
-      onRead: (job: JobRow) => progress.update(job),
+      onRead: (job: JobRow) => {
+        if (job.jobId === this.jobId) this.lastStatus = job.status;
+        progress.update(job);
+      },
       reconnectBudgetMs: this.timings.reconnectBudgetMs,
       whenCompleteSliceMs: this.timings.whenCompleteSliceMs,
     };
@@ -572,9 +668,11 @@ class Step {
   private async settle(outcome: WaitOutcome): Promise<JobRow> {
     const o = this.report.outputs;
     if (outcome.job) this.recordTimes(outcome.job);
+    if (outcome.job) this.lastStatus = outcome.job.status;
     switch (outcome.kind) {
       case 'terminal': {
         const job = outcome.job;
+        this.jobEnded = true;
         o.status = job.status;
         if (job.status === 'succeeded') return job;
         o.verified = 'skipped';
@@ -603,15 +701,8 @@ class Step {
         const action = await this.onTimeout();
         throw new StepFailure(`${what}. ${action}`, 'timeout');
       }
-      case 'aborted': {
-        // status is `aborted` on every version, whatever the job's own status was at that moment.
-        o.verified = 'skipped';
-        const action = await this.onAbort();
-        throw new StepFailure(
-          `The workflow run was cancelled while backup job ${this.jobId} was ${outcome.job?.status ?? 'running'}. ${action}`,
-          'aborted',
-        );
-      }
+      case 'aborted':
+        throw await this.abortFailure();
     }
   }
 
@@ -623,15 +714,115 @@ class Step {
     return this.cancelOwnedJob('on-timeout: cancel');
   }
 
-  private async onAbort(): Promise<string> {
+  /** The abort, handled once whichever path saw it first (the wait, or the run's race with the signal). */
+  abortFailure(): Promise<StepFailure> {
+    return (this.abortHandling ??= this.handleAbort(Date.now()));
+  }
+
+  private async handleAbort(startedAt: number): Promise<StepFailure> {
+    const o = this.report.outputs;
+    if (this.jobEnded) {
+      // The job's final status stands; a verification that did not finish is not a pass.
+      if (o.verified !== 'true') o.verified = 'false';
+      const what = o.verified === 'true' ? 'while pruning' : 'before verification finished';
+      return new StepFailure(
+        `The workflow run was cancelled ${what}; backup job ${this.jobId} had ended with status ${o.status}.`,
+        'aborted',
+      );
+    }
+    o.status = 'aborted';
+    o.verified = 'skipped';
+    if (this.jobId === undefined && this.submission) {
+      const found = await this.findUnansweredSubmission(startedAt + ABORT_LOOKUP_MS);
+      if (found !== undefined) return found;
+    }
+    if (this.jobId === undefined) {
+      return new StepFailure(
+        'The workflow run was cancelled before a backup job was created; nothing is left running.',
+        'aborted',
+      );
+    }
+    const action = await this.onAbort(startedAt + ABORT_BUDGET_MS);
+    return new StepFailure(
+      `The workflow run was cancelled while backup job ${this.jobId} was ${this.lastStatus ?? 'running'}. ${action}`,
+      'aborted',
+    );
+  }
+
+  /**
+   * BACKUP was sent and its answer had not arrived: find its job by its
+   * capture time on a fresh connection. Adopted when found (then cancelled as
+   * any job of this run); otherwise a failure that says what is known.
+   */
+  private async findUnansweredSubmission(deadline: number): Promise<StepFailure | undefined> {
+    const { capture, sessions } = this.submission!;
+    this.log(
+      `BACKUP was sent but its answer had not arrived; looking for its job (AS OF SYSTEM TIME '${capture.literal}').`,
+    );
+    const result = await lookUpSubmission({
+      connector: this.deps.connector,
+      connection: this.config.connection,
+      applicationName: () => this.names.next(),
+      captureLiteral: capture.literal,
+      captureMicros: capture.micros,
+      matchesCollection: (d) => descriptionTargetsCollection(d, this.config.collection),
+      sessions,
+      deadline,
+      describe: (err) => describeError(err, this.secrets),
+    });
+    if (result.kind === 'found') {
+      this.jobId = result.job.jobId;
+      this.owned = true;
+      this.lastStatus = result.job.status;
+      this.deps.io.saveState(STATE.jobId, this.jobId);
+      this.report.outputs['job-id'] = this.jobId;
+      this.log(`Found job ${this.jobId} (${result.job.status}), created by that BACKUP.`);
+      return undefined;
+    }
+    if (result.kind === 'none') {
+      return new StepFailure(
+        'The workflow run was cancelled while BACKUP was being submitted; the cluster created no job for it, so nothing is left running.',
+        'aborted',
+      );
+    }
+    const text =
+      `BACKUP was sent but its job could not be looked up before exiting (${result.why}): ` +
+      `a BACKUP job AS OF SYSTEM TIME '${capture.literal}' may be running` +
+      (this.config.cancelOnAbort
+        ? '; the post step looks for it again and cancels it.'
+        : ' (cancel-on-abort: false).') +
+      ` Check SHOW JOBS.`;
+    if (this.config.cancelOnAbort) this.deps.io.saveState(STATE.owned, 'uncertain');
+    this.report.notes.push(text);
+    return new StepFailure(
+      `The workflow run was cancelled while BACKUP was being submitted. ${text}`,
+      'aborted',
+    );
+  }
+
+  /** The backstop is about to end the process: what the summary should say by then. */
+  async forcedExit(finish: () => Promise<void>): Promise<void> {
+    const o = this.report.outputs;
+    if (!this.jobEnded) o.status = 'aborted';
+    this.report.outcome = 'aborted';
+    const job =
+      this.jobId !== undefined
+        ? `Backup job ${this.jobId} may still be running: CANCEL JOB ${this.jobId};`
+        : '';
+    this.report.error ??=
+      `The workflow run was cancelled and the step could not finish in time. ${job}`.trim();
+    await finish();
+  }
+
+  private async onAbort(deadline: number): Promise<string> {
     if (!this.owned) return 'The job was not started by this step; it is left running.';
     if (!this.config.cancelOnAbort) {
       return `Job ${this.jobId} is left running (cancel-on-abort: false).`;
     }
-    return this.cancelOwnedJob('cancel-on-abort');
+    return this.cancelOwnedJob('cancel-on-abort', Math.max(500, deadline - Date.now()));
   }
 
-  private async cancelOwnedJob(why: string): Promise<string> {
+  private async cancelOwnedJob(why: string, totalTimeoutMs?: number): Promise<string> {
     const jobId = this.jobId!;
     const { config } = this;
     const result = await cancelWithFallback({
@@ -643,6 +834,9 @@ class Step {
       applicationName: () => this.names.next(),
       connectTimeoutMs: Math.min(this.timings.connectTimeoutMs, this.timings.cancelTimeoutMs),
       timeoutMs: this.timings.cancelTimeoutMs,
+      ...(totalTimeoutMs !== undefined
+        ? { totalTimeoutMs: Math.min(totalTimeoutMs, CANCEL_DEADLINE_MS) }
+        : {}),
       log: (m) => this.log(m),
       describe: (err) => describeError(err, this.secrets),
     });

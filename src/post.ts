@@ -16,6 +16,11 @@ import {
 } from './job.js';
 import { describeError, SecretRegistry } from './secrets.js';
 import { jobByIdStatement } from './sql.js';
+import { descriptionTargetsCollection } from './destination.js';
+import { parseClusterTime } from './job.js';
+import { realDeps } from './runtime.js';
+import { lookUpSubmission } from './submit.js';
+import type { Config } from './types.js';
 
 /**
  * `job-owned` values the post step acts on: `true` (created by the main step),
@@ -24,15 +29,19 @@ import { jobByIdStatement } from './sql.js';
  * again even though the main step finished).
  */
 const CANCEL_PENDING = 'cancel-pending';
+/** The main step sent BACKUP, its answer never came and its job could not be looked up in time. */
+const UNCERTAIN = 'uncertain';
 
-export async function runPost(deps: Deps): Promise<number> {
+export async function runPost(deps: Deps = realDeps()): Promise<number> {
   const { io } = deps;
-  if (io.getState(STATE.done) === 'true' && io.getState(STATE.owned) !== CANCEL_PENDING) {
+  const ownership0 = io.getState(STATE.owned);
+  if (io.getState(STATE.done) === 'true' && ownership0 !== CANCEL_PENDING && ownership0 !== UNCERTAIN) {
     io.debug('The main step finished; the post step has nothing to do.');
     return 0;
   }
-  const jobId = io.getState(STATE.jobId);
-  if (!jobId) {
+  let jobId = io.getState(STATE.jobId);
+  const captureLiteral = io.getState(STATE.capture);
+  if (!jobId && !captureLiteral) {
     io.info('The main step ended before it created a backup job; nothing to clean up.');
     return 0;
   }
@@ -49,11 +58,24 @@ export async function runPost(deps: Deps): Promise<number> {
   }
   const ownership = io.getState(STATE.owned);
   // 'cancelled': the main step had sent CANCEL JOB; sending it again is harmless and makes sure.
-  const mainAsked = ownership === 'cancelled' || ownership === CANCEL_PENDING;
+  const mainAsked = ownership === 'cancelled' || ownership === CANCEL_PENDING || ownership === UNCERTAIN;
   const owned = ownership === 'true' || mainAsked;
   const names = new ApplicationNames(`${applicationNameBase(deps.env, deps.random ?? Math.random)} post`);
   // One deadline for the whole clean-up (status read and cancel), as in the main step.
-  const deadline = Date.now() + CANCEL_DEADLINE_MS;
+  const deadline = Date.now() + CANCEL_DEADLINE_MS + (jobId ? 0 : LOOKUP_MS);
+  if (!jobId) {
+    // BACKUP was sent and its answer never arrived: its job is found by its capture time.
+    const found = await findSubmitted(
+      deps,
+      config,
+      names,
+      captureLiteral,
+      io.getState(STATE.sessions),
+      secrets,
+    );
+    if (found === undefined) return 0;
+    jobId = found;
+  }
   const status = await currentStatus(
     deps,
     config.connection,
@@ -98,6 +120,50 @@ export async function runPost(deps: Deps): Promise<number> {
     }
   }
   return 0;
+}
+
+/** The longest the post step looks for a job whose id the main step never received. */
+const LOOKUP_MS = 2_500;
+
+/** The job of an unanswered BACKUP, or undefined (said in the log) when none is found. */
+async function findSubmitted(
+  deps: Deps,
+  config: Config,
+  names: ApplicationNames,
+  captureLiteral: string,
+  sessions: string,
+  secrets: SecretRegistry,
+): Promise<string | undefined> {
+  const capture = parseClusterTime(captureLiteral);
+  if (!capture) return undefined;
+  const result = await lookUpSubmission({
+    connector: deps.connector,
+    connection: config.connection,
+    applicationName: () => names.next(),
+    captureLiteral,
+    captureMicros: capture.micros,
+    matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
+    sessions: sessions.split('\n').filter((n) => n !== ''),
+    deadline: Date.now() + LOOKUP_MS,
+    describe: (err) => describeError(err, secrets),
+  });
+  switch (result.kind) {
+    case 'found':
+      deps.io.info(
+        `Post step: found job ${result.job.jobId}, created by the BACKUP whose answer never arrived.`,
+      );
+      return result.job.jobId;
+    case 'none':
+      deps.io.info('Post step: the BACKUP whose answer never arrived created no job; nothing to clean up.');
+      return undefined;
+    case 'unknown':
+      deps.io.warning(
+        secrets.scrub(
+          `Post step: could not find out whether BACKUP created a job (${result.why}): check SHOW JOBS for a BACKUP job AS OF SYSTEM TIME '${captureLiteral}'.`,
+        ),
+      );
+      return undefined;
+  }
 }
 
 /** The longest the post step spends reading the job's status before it decides. */

@@ -11,7 +11,6 @@ import {
   jobDurationSeconds,
   jobStateAtTimeout,
   parseClusterTime,
-  submitBackup,
   toJobRow,
   waitForJob,
 } from '../../src/job.js';
@@ -20,6 +19,7 @@ import type { ConnectionConfig } from '../../src/types.js';
 import type { Statement } from '../../src/sql.js';
 import { fakeConnector, sqlError, VirtualClock } from '../support/fakes.js';
 import { backupStatement } from '../../src/sql.js';
+import { submitBackup } from '../../src/submit.js';
 
 const quiet = { info: () => undefined, warning: () => undefined };
 

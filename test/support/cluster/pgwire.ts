@@ -48,6 +48,11 @@ export interface PgWireServer {
   dropDuring(pattern: RegExp, opts?: { times?: number; afterMs?: number }): void;
   /** Delay matching statements before the engine sees them. */
   slowStatements(pattern: RegExp, ms: number): void;
+  /**
+   * Matching statements run at once, but their answer is held back for `ms` (a slow network
+   * or an overloaded gateway); closing the connection meanwhile loses it.
+   */
+  holdAnswers(pattern: RegExp, ms: number): void;
   clearFaults(): void;
   /** Stop listening and destroy all sockets. */
   close(): Promise<void>;
@@ -531,6 +536,7 @@ class FaultPlan {
   private loseAnswerIn: number | undefined;
   private dropRules: { pattern: RegExp; times: number; afterMs: number }[] = [];
   private slowRules: { pattern: RegExp; ms: number }[] = [];
+  private holdRules: { pattern: RegExp; ms: number }[] = [];
 
   dropAfterStatements(n: number): void {
     this.loseAnswerIn = Math.max(1, Math.floor(n));
@@ -541,10 +547,17 @@ class FaultPlan {
   slow(pattern: RegExp, ms: number): void {
     this.slowRules.push({ pattern, ms });
   }
+  hold(pattern: RegExp, ms: number): void {
+    this.holdRules.push({ pattern, ms });
+  }
+  holdFor(sql: string): number {
+    return this.holdRules.filter((r) => matches(r.pattern, sql)).reduce((sum, r) => sum + r.ms, 0);
+  }
   clear(): void {
     this.loseAnswerIn = undefined;
     this.dropRules = [];
     this.slowRules = [];
+    this.holdRules = [];
   }
   /** Counts one statement; true when its answer is the one to lose. */
   countStatement(): boolean {
@@ -1102,6 +1115,12 @@ class Connection {
       }
       const result = await untilCanceled(work, abort.signal);
       if (loseAnswer) throw new DropConnection('dropAfterStatements fault');
+      const holdMs = this.ctx.faults.holdFor(sql);
+      if (holdMs > 0) {
+        await sleep(holdMs, this.sessionAbort.signal);
+        if (this.sessionAbort.signal.aborted)
+          throw new DropConnection('connection closed while the answer was held');
+      }
       return result;
     } finally {
       if (this.statementAbort === abort) this.statementAbort = undefined;
@@ -1206,6 +1225,7 @@ export async function startPgWireServer(opts: PgWireOptions): Promise<PgWireServ
     dropAfterStatements: (n) => faults.dropAfterStatements(n),
     dropDuring: (pattern, o) => faults.dropDuring(pattern, o?.times ?? 1, o?.afterMs ?? 0),
     slowStatements: (pattern, ms) => faults.slow(pattern, ms),
+    holdAnswers: (pattern, ms) => faults.hold(pattern, ms),
     clearFaults: () => faults.clear(),
     async close() {
       closed = true;
