@@ -367,6 +367,8 @@ async function waitWhenComplete(
 }
 
 function raceAbort<T>(p: Promise<T>, ctx: WaitContext): Promise<T> {
+  // The query may already be under way when the signal came: its failure once abandoned is expected.
+  p.catch(() => undefined);
   if (ctx.signal.aborted) {
     // The query was sent already: closing its connection rejects it, and nobody awaits it any more
     // (an unhandled rejection would end the process before the summary is written).
