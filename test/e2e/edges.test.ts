@@ -287,3 +287,29 @@ describe.each(['22.2', '25.2'] as const)('a collection at the bucket root on Coc
     expect(attached.summary).toContain(`FROM '${first.outputs['backup-path']}'\n  IN`);
   });
 });
+
+describe('polling on CockroachDB 22.2 (no WHEN COMPLETE), with coarse progress', () => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile: '22.2', jobDurationMs: 12_000 });
+  });
+  afterAll(async () => env?.close());
+
+  it('reads the job no more often than a plain 5 s poller, and notices the end as soon', async () => {
+    const before = env.cluster.jobs().length;
+    const logStart = env.cluster.statementLog.length;
+    const r = await runScenario(env, {
+      inputs: env.inputs({ collection: env.collection(), 'poll-interval': '5s', verify: 'none' }),
+    });
+    expect(r.code).toBe(0);
+    const job = env.cluster.jobs()[before]!;
+    const reads = env.cluster.statementLog
+      .slice(logStart)
+      .filter((e) => /crdb_internal\.jobs WHERE job_id/.test(e.sql) && e.params.includes(job.id));
+    const created = job.created.getTime();
+    const ended = job.finished!.getTime();
+    // A plain poller reads at 5, 10 and 15 s after the submission: 3 reads, the end seen at 15 s.
+    expect(reads.length).toBeLessThanOrEqual(Math.ceil((ended - created) / 5000));
+    expect(reads.at(-1)!.at - ended).toBeLessThan(5000 + 500);
+  });
+});

@@ -286,42 +286,28 @@ describe('waitForJob', () => {
 });
 
 describe('AdaptivePoller', () => {
-  const row = (f: number): JobRow => ({
-    jobId: '1',
-    status: 'running',
-    fractionCompleted: f,
-    error: null,
-    description: '',
-  });
-  it('reads a second after submission, then on the poll-interval grid like a plain poller', () => {
+  it('reads on the poll-interval grid from the submission, like a plain poller', () => {
     const p = new AdaptivePoller(5000, 0);
-    expect(p.firstDelay()).toBe(1000);
-    p.observe(row(0), 1000);
-    expect(p.nextDelay(1000)).toBe(4000);
-    p.observe(row(0), 5010);
+    expect(p.firstDelay()).toBe(5000);
+    expect(p.nextDelay(5000)).toBe(5000);
     expect(p.nextDelay(5010)).toBe(4990);
   });
-  it('aims a read at the end predicted from the fraction_completed rate', () => {
-    const p = new AdaptivePoller(10_000, 0);
-    p.observe(row(0), 1000);
-    p.observe(row(0.9), 32_000);
-    // 0.9 in 31 s → the remaining 0.1 takes about 3.4 s: read just after it, not at the 40 s grid point.
-    expect(p.predictedRemainingMs(32_000)).toBeCloseTo(3444, -1);
-    expect(p.nextDelay(32_000)).toBeGreaterThan(3444);
-    expect(p.nextDelay(32_000)).toBeLessThan(4000);
-  });
-  it('reads once after an end predicted just past the next grid point, instead of at that point too', () => {
+  it('never reads more often than the grid: a grid point just after a late read is skipped', () => {
     const p = new AdaptivePoller(5000, 0);
-    p.observe(row(0), 1000);
-    p.observe(row(55 / 60), 55_000);
-    // The end is due at about 60 s, on the grid point: one read at 60.25 s, not one at 60 s and another.
-    expect(p.nextDelay(55_000)).toBeGreaterThan(5000);
-    expect(p.nextDelay(55_000)).toBeLessThan(5000 + 5000 / 4);
-    // An end far beyond the grid keeps the grid.
-    const q = new AdaptivePoller(5000, 0);
-    q.observe(row(0), 1000);
-    q.observe(row(0.1), 20_000);
-    expect(q.nextDelay(20_000)).toBe(5000);
+    // A read that answered at 9.2 s: the 10 s point is 0.8 s away, so the next read is at 15 s.
+    expect(p.nextDelay(9200)).toBe(5800);
+  });
+  it('makes no more reads than a plain 5 s poller over any stretch of a job', () => {
+    const p = new AdaptivePoller(5000, 0);
+    let t = p.firstDelay();
+    let reads = 1;
+    // Reads take 0 to 1.5 s to answer.
+    for (let i = 0; t < 600_000; i++) {
+      t += (i * 37) % 1500;
+      t += p.nextDelay(t);
+      reads++;
+      expect(reads).toBeLessThanOrEqual(Math.floor(t / 5000));
+    }
   });
 });
 

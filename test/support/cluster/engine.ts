@@ -137,6 +137,7 @@ export class CockroachEngine implements Engine {
   private license: boolean;
   private jobDurationMs: number;
   private jobDurationJitterMs = 0;
+  private progressMinIntervalMs = 15_000;
   private backupReadMsPerFile = 2;
   private readonly recheckMs: number;
   private sessionLingerMs: number;
@@ -209,6 +210,13 @@ export class CockroachEngine implements Engine {
    */
   setBackupReadDelay(msPerFile: number): void {
     this.backupReadMsPerFile = msPerFile;
+  }
+  /**
+   * `coarse` (the default): fraction_completed moves as on a real cluster, in steps of at least 5 %
+   * at most every 15 s. `smooth`: every 5 % step at once, for tests that watch progress in short jobs.
+   */
+  setProgressModel(model: 'coarse' | 'smooth'): void {
+    this.progressMinIntervalMs = model === 'coarse' ? 15_000 : 0;
   }
   /** Jobs run this long; with jitter, each job adds a random 0..jitterMs, so job ends do not line up with re-checks. */
   setJobDuration(ms: number, jitterMs = 0): void {
@@ -1040,6 +1048,7 @@ export class CockroachEngine implements Engine {
     job.started = nowMicros();
     job.modified = job.started;
     const durationMs = this.jobDurationMs + Math.random() * this.jobDurationJitterMs;
+    let progressAt = Date.now();
     try {
       if (p.destError) throw p.destError;
       if (p.needsLicence) throw new Error(this.licenceMessage('incremental'));
@@ -1068,10 +1077,14 @@ export class CockroachEngine implements Engine {
           durationMs: () => durationMs,
           minStepMs: 0,
           progress: (f) => {
-            // fraction_completed moves in steps of at least 5 %.
-            if (f - job.fraction >= 0.05) {
+            // jobs/progress.go ProgressUpdateBatcher (cockroach-surface-resolved.md §10): a new
+            // fraction_completed is written only when it is 5 % above the last one and 15 s have passed
+            // since the last write (progressFractionThreshold, progressTimeThreshold). A test may ask
+            // for smooth progress (no time threshold).
+            if (f - job.fraction >= 0.05 && Date.now() - progressAt >= this.progressMinIntervalMs) {
               job.fraction = Math.round(f * 100) / 100;
               job.modified = nowMicros();
+              progressAt = Date.now();
             }
           },
           gate: () => this.gate(job),

@@ -145,7 +145,8 @@ describe('CockroachDB 25.2 fidelity details', () => {
     }
   });
 
-  it('advances fraction_completed while the job runs', async () => {
+  it('advances fraction_completed while the job runs (smooth progress, as a test may ask)', async () => {
+    cluster.engine.setProgressModel('smooth');
     const c = await clients.connect(cluster);
     const id = await longJob(cluster, c, uri(), 1600);
     const seen: number[] = [];
@@ -163,6 +164,25 @@ describe('CockroachDB 25.2 fidelity details', () => {
     expect(during.some((f) => f > 0 && f < 1)).toBe(true);
     expect(during.length).toBeGreaterThanOrEqual(3);
     expect([...seen].sort((a, b) => a - b)).toEqual(seen); // never goes back
+    cluster.engine.setProgressModel('coarse');
+  });
+
+  it('moves fraction_completed at most every 15 s by default (jobs/progress.go)', async () => {
+    const c = await clients.connect(cluster);
+    const id = await longJob(cluster, c, uri(), 1600);
+    const seen: number[] = [];
+    const end = await waitFor(
+      c,
+      id,
+      (r) => {
+        seen.push(Number(r.fraction_completed));
+        return r.status === 'succeeded';
+      },
+      'the job to succeed',
+    );
+    expect(end.fraction_completed).toBe('1');
+    // A 1.6 s job: no progress is written before it ends.
+    expect(new Set(seen.slice(0, -1))).toEqual(new Set([0]));
   });
 
   it('types a bare AS OF SYSTEM TIME placeholder from a parameter type the client declared', async () => {
