@@ -197,6 +197,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
     ...(pruneKeepLast !== undefined ? { pruneKeepLast } : {}),
     ...(pruneOlderThanMs !== undefined ? { pruneOlderThanMs } : {}),
     pruneDryRun: parseBoolean(read('prune-dry-run'), 'prune-dry-run', false),
+    dryRun: parseBoolean(read('dry-run'), 'dry-run', false),
     summary: parseBoolean(read('summary'), 'summary', true),
   };
   return { config: deepFreeze(config), warnings, notices };

@@ -51,6 +51,7 @@ import {
 } from './sql.js';
 import type { Plan } from './plan.js';
 import { PlanError, planBackup } from './plan.js';
+import { runDryRun } from './preflight.js';
 import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
 import { readPruneFacts } from './prune.js';
@@ -139,6 +140,19 @@ export async function run(
     config = read.config;
     for (const w of read.warnings) io.warning(scrub(w));
     for (const n of read.notices) io.info(scrub(n));
+    if (config.dryRun) {
+      const code = await runDryRun({
+        ...deps,
+        config,
+        secrets,
+        applicationName: applicationNameBase(deps.env, deps.random ?? Math.random),
+        connectTimeoutMs: timings.connectTimeoutMs,
+        reconnectBudgetMs: timings.reconnectBudgetMs,
+        ...(report.runUrl !== undefined ? { runUrl: report.runUrl } : {}),
+      });
+      io.saveState(STATE.done, 'true');
+      return code;
+    }
     step = new Step(deps, config, secrets, report, timings);
     const running = step;
     deps.onForcedExit?.(() => running.forcedExit(() => finish(true)));

@@ -100,6 +100,8 @@ export interface Config {
   readonly pruneKeepLast?: number;
   readonly pruneOlderThanMs?: number;
   readonly pruneDryRun: boolean;
+  /** Check everything a run needs, change nothing (preflight.ts). */
+  readonly dryRun: boolean;
   readonly summary: boolean;
 }
 

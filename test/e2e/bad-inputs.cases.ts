@@ -463,6 +463,7 @@ export const BAD_INPUT_CASES: BadInputCase[] = [
   { name: 'cancel-on-abort garbage boolean', inputs: { 'cancel-on-abort': '1' }, input: 'cancel-on-abort' },
   { name: 'summary garbage boolean', inputs: { summary: 'on' }, input: 'summary' },
   { name: 'prune-dry-run garbage boolean', inputs: { 'prune-dry-run': 'maybe' }, input: 'prune-dry-run' },
+  { name: 'dry-run garbage boolean', inputs: { 'dry-run': 'yes' }, input: 'dry-run' },
   { name: 'unknown on-timeout', inputs: { 'on-timeout': 'ignore' }, input: 'on-timeout' },
   { name: 'unknown if-running', inputs: { 'if-running': 'queue' }, input: 'if-running' },
   { name: 'unknown verify', inputs: { verify: 'full' }, input: 'verify' },

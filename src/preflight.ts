@@ -1,0 +1,772 @@
+/**
+ * `dry-run: true`: every check a real run depends on, in the order a run meets them, and nothing
+ * that changes the cluster or the bucket (DESIGN.md "Dry run"). No job is left (the statement-time
+ * check of BACKUP runs inside a transaction that is rolled back), no GRANT runs, and the bucket
+ * only sees the storage check's own test files, which the nodes delete, and the runner's reads.
+ * Every check is reported, failing or not; the summary is a checklist.
+ */
+import { adviceForConnectError, adviceForSubmitError } from './advice.js';
+import type { Clock, Connector, SqlSession } from './cluster.js';
+import {
+  ApplicationNames,
+  ClusterLink,
+  errorText,
+  parseClusterVersion,
+  sqlState,
+  versionAtLeast,
+} from './cluster.js';
+import type { BackupDestination, StorageSettings } from './destination.js';
+import { buildBackupDestination, descriptionTargetsCollection, storageSettings } from './destination.js';
+import type { CaptureTime } from './job.js';
+import { findRunningBackups, resolveCaptureTime } from './job.js';
+import { readLatestFullSubdir } from './layout.js';
+import type { Plan } from './plan.js';
+import { PlanError, planBackup } from './plan.js';
+import type { Check, UserFacts } from './preflight-checks.js';
+import {
+  backupPrivilegeCheck,
+  cancelCheck,
+  licenceFix,
+  licensedOptions,
+  missingIamAction,
+  readUserFacts,
+  storageCheckForm,
+} from './preflight-checks.js';
+import { readPruneFacts } from './prune.js';
+import type { ActionIO } from './report.js';
+import { escapeMarkdown, fenced } from './report.js';
+import type { SecretRegistry } from './secrets.js';
+import { describeError } from './secrets.js';
+import type { Statement } from './sql.js';
+import {
+  backupStatement,
+  cancelJobStatement,
+  grantStatements,
+  jobByIdStatement,
+  showBackupsStatement,
+  showBackupStatement,
+  whenCompleteStatement,
+} from './sql.js';
+import type { Chain, ObjectStore } from './storage.js';
+import { listChains, planPrune, storageErrorText } from './storage.js';
+import type { ClusterVersion, Config } from './types.js';
+
+export type { Check } from './preflight-checks.js';
+
+export interface DryRunContext {
+  io: ActionIO;
+  connector: Connector;
+  openStore: (settings: StorageSettings) => Promise<ObjectStore>;
+  clock: Clock;
+  signal: AbortSignal;
+  random?: () => number;
+  config: Config;
+  secrets: SecretRegistry;
+  /** `crdb-backup-action <repo> run <id>-<attempt>`. */
+  applicationName: string;
+  connectTimeoutMs: number;
+  reconnectBudgetMs: number;
+  runUrl?: string;
+}
+
+export interface DryRunResult {
+  checks: Check[];
+  /** The statements a run would send, with secret parameters redacted. */
+  statements: string[];
+  /** What grant-to would run (not run). */
+  grants: string[];
+  version?: string;
+}
+
+const PLACEHOLDER_JOB_ID = '0';
+
+/** Runs the checks, writes `status`, the summary and one error line; returns the exit code. */
+export async function runDryRun(ctx: DryRunContext): Promise<number> {
+  const scrub = (t: string): string => ctx.secrets.scrub(t);
+  ctx.io.startGroup('Dry run: check everything, change nothing');
+  let result: DryRunResult;
+  try {
+    result = await new DryRun(ctx).run();
+  } finally {
+    ctx.io.endGroup();
+  }
+  const failed = result.checks.filter((c) => c.state === 'failed');
+  ctx.io.setOutput('status', failed.length === 0 ? 'checked' : 'error');
+  ctx.io.setOutput('collection-path', ctx.config.collection.display);
+  if (failed.length > 0) {
+    const list = failed.map((c) => `${c.name} (${c.detail.replace(/[.\s]+$/, '')})`).join('; ');
+    ctx.io.setFailed(
+      scrub(
+        `Dry run: ${failed.length} of ${result.checks.length} checks failed: ${list}. The summary says what to change.`,
+      ),
+    );
+  } else {
+    ctx.io.info(`Dry run: all ${result.checks.length} checks passed or were skipped; nothing was changed.`);
+  }
+  if (ctx.config.summary) {
+    try {
+      await ctx.io.writeSummary(scrub(renderChecklist(result, ctx)));
+    } catch (err) {
+      ctx.io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
+    }
+  }
+  return failed.length === 0 ? 0 : 1;
+}
+
+class DryRun {
+  private readonly checks: Check[] = [];
+  private readonly statements: string[] = [];
+  private grants: string[] = [];
+  private readonly link: ClusterLink;
+  private version: ClusterVersion | undefined;
+  private destination: BackupDestination | undefined;
+  private facts: UserFacts | undefined;
+  private plan: Plan | undefined;
+  private capture: CaptureTime | undefined;
+
+  constructor(private readonly ctx: DryRunContext) {
+    this.link = new ClusterLink(
+      ctx.connector,
+      ctx.config.connection,
+      new ApplicationNames(`${ctx.applicationName} dry-run`),
+      ctx.clock,
+      { info: (m) => this.log(m), warning: (m) => ctx.io.warning(ctx.secrets.scrub(m)) },
+      { connectTimeoutMs: ctx.connectTimeoutMs, random: ctx.random },
+    );
+  }
+
+  private log(message: string): void {
+    this.ctx.io.info(this.ctx.secrets.scrub(message));
+  }
+
+  private add(check: Check): void {
+    this.checks.push(check);
+    const mark = { passed: 'passed', failed: 'FAILED', skipped: 'skipped', unknown: 'unknown' }[check.state];
+    const fix = check.fix ? ` ${check.fix}` : '';
+    const stmts = check.statements ? ` ${check.statements.join(' ')}` : '';
+    this.log(`[${mark}] ${check.name}: ${check.detail}${fix}${stmts}`);
+  }
+
+  private describe(err: unknown): string {
+    return describeError(err, this.ctx.secrets);
+  }
+
+  async run(): Promise<DryRunResult> {
+    try {
+      const session = await this.connect();
+      if (session) await this.clusterChecks(session);
+      else this.skipClusterChecks();
+      await this.runnerAccess();
+    } finally {
+      await Promise.race([this.link.close(), this.ctx.clock.sleep(1000)]);
+    }
+    return {
+      checks: this.checks,
+      statements: this.statements,
+      grants: this.grants,
+      ...(this.version ? { version: this.version.full.replace(/ \(.*$/, '') } : {}),
+    };
+  }
+
+  private async connect(): Promise<SqlSession | undefined> {
+    const { config } = this.ctx;
+    const c = config.connection;
+    const tls =
+      c.sslmode === 'verify-full' || c.sslmode === 'verify-ca'
+        ? `TLS, server certificate verified (sslmode=${c.sslmode}${c.caCert ? ', ca-cert' : ''})`
+        : c.sslmode === 'require'
+          ? 'TLS without verifying the server (sslmode=require)'
+          : `sslmode=${c.sslmode}`;
+    let session: SqlSession;
+    try {
+      session = await this.link.withReconnect('connecting', async (s) => s, {
+        budgetMs: Math.min(30_000, this.ctx.reconnectBudgetMs),
+        signal: this.ctx.signal,
+      });
+    } catch (err) {
+      const advice = adviceForConnectError(err);
+      this.add({
+        name: 'Connection and TLS',
+        state: 'failed',
+        detail: `Could not connect to ${c.host}:${c.port} as ${c.user} (${tls}): ${this.describe(err)}`,
+        ...(advice ? { fix: advice } : {}),
+      });
+      return undefined;
+    }
+    this.add({
+      name: 'Connection and TLS',
+      state: 'passed',
+      detail: `${c.user}@${c.host}:${c.port}, ${tls}.`,
+    });
+    const rows = await session.query({ text: 'SELECT version() AS version', params: [] });
+    const text = String(rows[0]?.version ?? '');
+    try {
+      this.version = parseClusterVersion(text);
+    } catch (err) {
+      this.add({ name: 'Version and edition', state: 'failed', detail: errorText(err) });
+      return undefined;
+    }
+    const v = this.version;
+    const edition = /\bOSS\b/.test(v.full) ? 'OSS' : /\bCCL\b/.test(v.full) ? 'CCL' : 'edition unknown';
+    if (!versionAtLeast(v, 22, 2)) {
+      this.add({
+        name: 'Version and edition',
+        state: 'failed',
+        detail: `CockroachDB ${v.tag} (${edition}) is too old: crdb-backup-action supports 22.2 and later.`,
+        fix: 'Upgrade the cluster to 22.2 or later.',
+      });
+      return undefined;
+    }
+    const newer = v.major > 25 ? ' (newer than the versions this action was tested with)' : '';
+    this.add({
+      name: 'Version and edition',
+      state: 'passed',
+      detail: `CockroachDB ${v.tag}, ${edition}${newer}.`,
+    });
+    return session;
+  }
+
+  private skipClusterChecks(): void {
+    for (const name of ['Privileges and licence', 'Node access to the collection', 'Pruning'])
+      this.add({ name, state: 'skipped', detail: 'no connection to the cluster.' });
+  }
+
+  private async clusterChecks(session: SqlSession): Promise<void> {
+    const { config } = this.ctx;
+    const v = this.version!;
+    this.destination = buildBackupDestination(config, v);
+    if (this.destination.uri !== this.destination.redacted) this.ctx.secrets.add(this.destination.uri);
+    this.facts = await readUserFacts(session, config.connection.user, config.databases);
+    this.grantTo(v);
+    await this.ifRunning(session);
+    this.capture = await resolveCaptureTime(session, config.asOfSystemTime);
+    await this.planCheck(session);
+    this.add(backupPrivilegeCheck(config, this.facts));
+    const refusal = await this.statementTimeCheck(session);
+    this.licenceCheck(v, refusal);
+    this.waitCheck(v);
+    this.add(cancelCheck(config, v, this.facts));
+    await this.verifyCheck(session);
+    await this.nodeAccess(session, v);
+    await this.pruneCheck(session);
+  }
+
+  private show(stmt: Statement, note = ''): void {
+    const uri = this.destination?.uri;
+    const params = stmt.params.map((p, i) => {
+      const shown = p === uri ? this.destination!.redacted : this.ctx.secrets.scrub(p) !== p ? '(secret)' : p;
+      return `$${i + 1} = ${shown}`;
+    });
+    this.statements.push(`${stmt.text}${params.length ? `  -- ${params.join(', ')}` : ''}${note}`);
+  }
+
+  /** grant-to: the statements it would run, listed and never run. */
+  private grantTo(v: ClusterVersion): void {
+    const { config } = this.ctx;
+    if (config.grantTo === undefined) return;
+    const mayCancel = config.cancelOnAbort || config.onTimeout === 'cancel';
+    const controlJob = !mayCancel ? 'none' : versionAtLeast(v, 23, 1, 12) ? 'system' : 'role-option';
+    this.grants = grantStatements(config.grantTo, {
+      databases: config.databases,
+      implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
+      controlJob,
+    }).map((s) => `${s.text};`);
+    const as = config.grantConnectionGiven ? config.grantConnection.user : config.connection.user;
+    this.add({
+      name: `GRANTs of grant-to: ${config.grantTo}`,
+      state: 'passed',
+      detail: `${this.grants.length} statement(s) listed below, to run as ${as}; not run by a dry run.`,
+    });
+  }
+
+  private async ifRunning(session: SqlSession): Promise<void> {
+    const { config } = this.ctx;
+    const name = `if-running: ${config.ifRunning}`;
+    try {
+      const running = await findRunningBackups(session, (d) =>
+        descriptionTargetsCollection(d, config.collection),
+      );
+      if (running.length === 0) {
+        this.add({
+          name,
+          state: 'passed',
+          detail: `no backup job is running into ${config.collection.display}.`,
+        });
+        return;
+      }
+      const ids = running.map((j) => `${j.jobId} (${j.status})`).join(', ');
+      if (config.ifRunning === 'fail') {
+        this.add({
+          name,
+          state: 'failed',
+          detail: `backup job(s) ${ids} are running into ${config.collection.display}: the run would stop now.`,
+          fix: 'Wait for them, or set if-running to attach, wait or start.',
+        });
+        return;
+      }
+      const what = {
+        start: 'the run would start another backup anyway',
+        attach: 'the run would attach to the newest of them and report it',
+        wait: 'the run would wait for them, then start',
+      }[config.ifRunning];
+      this.add({ name, state: 'passed', detail: `backup job(s) ${ids} are running: ${what}.` });
+    } catch (err) {
+      this.add({
+        name,
+        state: 'failed',
+        detail: `could not read the running backup jobs: ${this.describe(err)}`,
+      });
+    }
+  }
+
+  private async planCheck(session: SqlSession): Promise<void> {
+    const { config } = this.ctx;
+    const name = `backup-type: ${config.backupType}`;
+    if (config.backupType === 'full') {
+      this.plan = { kind: 'full' };
+      this.add({
+        name,
+        state: 'passed',
+        detail: `a new full backup into ${this.capture!.fullSubdir} (its end time).`,
+      });
+      return;
+    }
+    const uri = this.destination!.uri;
+    try {
+      this.plan = await planBackup({
+        backupType: config.backupType,
+        databases: config.databases,
+        ...(config.fullBackupEveryMs !== undefined ? { fullBackupEveryMs: config.fullBackupEveryMs } : {}),
+        collectionDisplay: config.collection.display,
+        query: (stmt) => session.query(stmt, { clientTimeoutMs: 60_000 }),
+        showBackups: showBackupsStatement(uri),
+        showBackup: (subdir) =>
+          showBackupStatement(uri, subdir, {
+            checkFiles: false,
+            encryptionPassphrase: config.encryptionPassphrase,
+            kmsUri: config.kmsUri,
+          }),
+        log: () => undefined,
+      });
+      const p = this.plan;
+      const detail =
+        p.kind === 'incremental'
+          ? `an incremental onto the full backup ${p.appendTo}, whose targets match.`
+          : (p.reason ?? 'a new full backup.');
+      this.add({ name, state: 'passed', detail });
+    } catch (err) {
+      this.plan = { kind: 'full' };
+      if (err instanceof PlanError) {
+        const [detail, ...rest] = err.message.split(/(?<=\.) (?=Run once|Set databases)/);
+        this.add({
+          name,
+          state: 'failed',
+          detail: detail!,
+          ...(rest.length ? { fix: rest.join(' ') } : {}),
+        });
+      } else {
+        this.add({ name, state: 'failed', detail: `could not list the collection: ${this.describe(err)}` });
+      }
+    }
+  }
+
+  private backupStatementFor(): Statement {
+    const { config } = this.ctx;
+    return backupStatement(this.destination!.uri, {
+      databases: config.databases,
+      asOf: this.capture!.literal,
+      appendTo: this.plan?.kind === 'incremental' ? this.plan.appendTo : undefined,
+      revisionHistory: config.revisionHistory,
+      encryptionPassphrase: config.encryptionPassphrase,
+      kmsUri: config.kmsUri,
+    });
+  }
+
+  /**
+   * `BEGIN; BACKUP … WITH detached; ROLLBACK`: the cluster plans the statement (privileges,
+   * targets, options, licence) and writes its job record in the transaction, which the rollback
+   * discards (cockroach-backup-surface.md §1 "Transactions"). Returns the refusal, if any.
+   */
+  private async statementTimeCheck(session: SqlSession): Promise<unknown> {
+    const { config } = this.ctx;
+    const stmt = this.backupStatementFor();
+    this.show(stmt);
+    const name = 'BACKUP at statement time (in a transaction rolled back)';
+    let refusal: unknown;
+    try {
+      await session.query({ text: 'BEGIN', params: [] });
+      try {
+        await session.query(stmt, { clientTimeoutMs: 30_000 });
+      } catch (err) {
+        refusal = err ?? new Error('refused');
+      }
+    } catch (err) {
+      this.add({ name, state: 'failed', detail: `could not open a transaction: ${this.describe(err)}` });
+      return err;
+    } finally {
+      try {
+        await session.query({ text: 'ROLLBACK', params: [] });
+      } catch {
+        // A dead session ends its transaction: no job either way.
+        this.link.abandon();
+      }
+    }
+    if (refusal === undefined) {
+      this.add({
+        name,
+        state: 'passed',
+        detail: 'the cluster accepted the statement; the transaction was rolled back, no job exists.',
+      });
+      return undefined;
+    }
+    const covered = config.grantTo !== undefined && config.grantTo === config.connection.user;
+    if (sqlState(refusal) === '42501' && covered) {
+      this.add({
+        name,
+        state: 'skipped',
+        detail: `refused for lack of the privileges grant-to grants first: ${this.describe(refusal)}`,
+      });
+      return refusal;
+    }
+    const advice = adviceForSubmitError(refusal, { user: config.connection.user, grantTo: config.grantTo });
+    this.add({
+      name,
+      state: 'failed',
+      detail: `BACKUP was refused: ${this.describe(refusal)}`,
+      ...(advice ? { fix: advice } : {}),
+    });
+    return refusal;
+  }
+
+  private licenceCheck(v: ClusterVersion, refusal: unknown): void {
+    const name = 'Licence for the BACKUP options';
+    const options = licensedOptions(this.ctx.config, this.plan?.kind === 'incremental');
+    if (!this.profileNeedsLicence(v)) {
+      this.add({ name, state: 'passed', detail: `${v.tag}: backups need no enterprise licence from 24.3.` });
+      return;
+    }
+    if (options.length === 0) {
+      this.add({ name, state: 'passed', detail: 'no option of this backup needs an enterprise licence.' });
+      return;
+    }
+    const licence = this.facts?.licence;
+    const needs = `${options.join(', ')} need(s) an enterprise licence on ${v.tag}`;
+    if (licence !== undefined && licence !== '') {
+      this.add({ name, state: 'passed', detail: `${needs}: the cluster has one.` });
+      return;
+    }
+    if (licence === '' || sqlState(refusal) === 'XXC02') {
+      this.add({
+        name,
+        state: 'failed',
+        detail: `${needs}, and the cluster has none.`,
+        fix: licenceFix(options),
+      });
+      return;
+    }
+    // This user may not read the licence (admin, MODIFYCLUSTERSETTING or VIEWCLUSTERSETTING).
+    if (refusal === undefined && !options.some((o) => o.startsWith('incremental'))) {
+      this.add({ name, state: 'passed', detail: `${needs}: the statement-time check accepted them.` });
+      return;
+    }
+    this.add({
+      name,
+      state: 'unknown',
+      detail: `${needs}; ${this.ctx.config.connection.user} may not read the licence setting (it needs VIEWCLUSTERSETTING), so whether it is there is unknown.`,
+    });
+  }
+
+  private profileNeedsLicence(v: ClusterVersion): boolean {
+    return !versionAtLeast(v, 24, 3);
+  }
+
+  private waitCheck(v: ClusterVersion): void {
+    const { config } = this.ctx;
+    const name = 'Waiting for the job';
+    if (!config.wait) {
+      this.add({ name, state: 'skipped', detail: 'wait: false: the run submits and exits.' });
+      return;
+    }
+    const whenComplete = versionAtLeast(v, 23, 2);
+    const stmt = whenComplete
+      ? whenCompleteStatement(PLACEHOLDER_JOB_ID)
+      : jobByIdStatement(PLACEHOLDER_JOB_ID);
+    this.show({ text: stmt.text, params: ['<job id>'] });
+    this.add({
+      name,
+      state: 'passed',
+      detail: `${whenComplete ? 'SHOW JOB WHEN COMPLETE' : 'polling crdb_internal.jobs'} (${v.tag}): every user sees its own jobs, and this user could read the jobs table.`,
+    });
+    if (config.cancelOnAbort || config.onTimeout === 'cancel')
+      this.show(
+        { text: cancelJobStatement(PLACEHOLDER_JOB_ID).text, params: ['<job id>'] },
+        '  -- on abort or timeout',
+      );
+  }
+
+  /** SHOW BACKUPS IN runs for real: it only reads. */
+  private async verifyCheck(session: SqlSession): Promise<void> {
+    const { config } = this.ctx;
+    const mode = String(config.verify);
+    const name = `verify: ${mode}`;
+    if (mode === 'none') {
+      this.add({ name, state: 'skipped', detail: 'verify: none: nothing is checked after the job.' });
+      return;
+    }
+    const uri = this.destination!.uri;
+    const list = showBackupsStatement(uri);
+    this.show(list);
+    this.show({
+      ...showBackupStatement(uri, '<backup-path>', {
+        checkFiles: mode !== 'manifest',
+        encryptionPassphrase: config.encryptionPassphrase,
+        kmsUri: config.kmsUri,
+      }),
+    });
+    try {
+      const rows = await session.query(list, { clientTimeoutMs: 60_000 });
+      this.add({
+        name,
+        state: 'passed',
+        detail: `SHOW BACKUPS IN the collection answered (${rows.length} full backup(s) listed).`,
+      });
+    } catch (err) {
+      this.add({ name, state: 'failed', detail: `SHOW BACKUPS IN was refused: ${this.describe(err)}` });
+    }
+  }
+
+  /**
+   * Every node writes, reads and deletes a small test file at the collection: CHECK EXTERNAL
+   * CONNECTION from 25.1 (cockroach PR #138696), SHOW BACKUP CONNECTION on 22.2.7–24.3 (PR #97517).
+   */
+  private async nodeAccess(session: SqlSession, v: ClusterVersion): Promise<void> {
+    const name = 'Node access to the collection';
+    const form = storageCheckForm(v);
+    if (form === undefined) {
+      this.add({
+        name,
+        state: 'skipped',
+        detail: `${v.tag} has no storage check: node access is unchecked.`,
+      });
+      return;
+    }
+    const stmt: Statement = {
+      text: `${form === 'check' ? 'CHECK EXTERNAL CONNECTION' : 'SHOW BACKUP CONNECTION'} $1 WITH transfer = '1KiB'`,
+      params: [this.destination!.uri],
+    };
+    try {
+      const rows = await session.query(stmt, { clientTimeoutMs: 120_000 });
+      const bad = rows.filter((r) => !(r.ok === true || r.ok === 't'));
+      const nodes = new Set(rows.map((r) => String(r.node))).size;
+      if (bad.length === 0) {
+        const noDelete = rows.filter((r) => !(r.can_delete === true || r.can_delete === 't')).length;
+        this.add({
+          name,
+          state: 'passed',
+          detail: `${nodes} node(s) wrote, read and deleted 1 KiB in the collection.${noDelete ? ` ${noDelete} could not delete its test file (s3:DeleteObject).` : ''}`,
+        });
+        return;
+      }
+      const each = bad.map((r) => `node ${String(r.node)} (${String(r.locality)}): ${String(r.error)}`);
+      const actions = [...new Set(bad.map((r) => missingIamAction(String(r.error))))].join(', ');
+      this.add({
+        name,
+        state: 'failed',
+        detail: `${bad.length} of ${nodes} node(s) could not use the collection: ${each.join('; ')}`,
+        fix: `Give those nodes a route to the bucket and the credentials ${actions} on it (the bucket policy or the nodes' IAM role).`,
+      });
+    } catch (err) {
+      if (sqlState(err) === '42601') {
+        this.add({
+          name,
+          state: 'skipped',
+          detail: `${v.tag} does not parse the storage check: node access is unchecked.`,
+        });
+        return;
+      }
+      this.add({ name, state: 'failed', detail: `the storage check was refused: ${this.describe(err)}` });
+    }
+  }
+
+  private pruning(): boolean {
+    const { config } = this.ctx;
+    return config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined;
+  }
+
+  /** The runner lists and reads the collection for verify (s3://) and pruning. */
+  private async runnerAccess(): Promise<void> {
+    const { config } = this.ctx;
+    const name = "Runner's access to the collection";
+    const settings = storageSettings(config);
+    const needs = [
+      config.verify !== 'none' ? `verify: ${config.verify}` : '',
+      this.pruning() ? 'pruning' : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    if (!settings) {
+      this.add({ name, state: 'skipped', detail: 'an external:// collection is read by the cluster only.' });
+      return;
+    }
+    if (!needs) {
+      this.add({
+        name,
+        state: 'skipped',
+        detail: 'neither verification nor pruning reads the bucket from the runner.',
+      });
+      return;
+    }
+    const where = `s3://${settings.bucket}/${settings.prefix}`;
+    const arn = `arn:aws:s3:::${settings.bucket}`;
+    let store: ObjectStore;
+    let manifest: string | undefined;
+    try {
+      store = await this.ctx.openStore(settings);
+      let seen = 0;
+      for await (const e of store.list(settings.prefix)) {
+        if (e.key?.endsWith('/BACKUP_MANIFEST')) manifest = e.key;
+        if (manifest !== undefined || ++seen >= 1000) break;
+      }
+    } catch (err) {
+      this.add({
+        name,
+        state: 'failed',
+        detail: `the runner could not list ${where} (${needs} need it): ${storageErrorText(err)}`,
+        fix: `Allow s3:ListBucket on ${arn} (prefix ${settings.prefix || '*'}) for the runner's credentials (aws-access-key-id or the role of configure-aws-credentials).`,
+      });
+      return;
+    }
+    if (manifest === undefined) {
+      this.add({ name, state: 'passed', detail: `listed ${where}; no backup to read there yet.` });
+      return;
+    }
+    try {
+      await store.get(manifest);
+      this.add({ name, state: 'passed', detail: `listed ${where} and read ${manifest}.` });
+    } catch (err) {
+      this.add({
+        name,
+        state: 'failed',
+        detail: `the runner listed ${where} but could not read ${manifest}: ${storageErrorText(err)}`,
+        fix: `Allow s3:GetObject on ${arn}/${settings.prefix}* for the runner's credentials.`,
+      });
+    }
+  }
+
+  /** What pruning would delete after this run: the pruning plan over the chains, with this run's chain. */
+  private async pruneCheck(session: SqlSession): Promise<void> {
+    const { config } = this.ctx;
+    const name = 'Pruning';
+    const settings = storageSettings(config);
+    if (!this.pruning()) {
+      this.add({ name, state: 'skipped', detail: 'no prune-keep-last or prune-older-than.' });
+      return;
+    }
+    if (config.verify === 'none' || !settings) {
+      this.add({
+        name,
+        state: 'skipped',
+        detail: 'pruning runs only after a verified backup (verify: none).',
+      });
+      return;
+    }
+    try {
+      const facts = await readPruneFacts(session, (d) => descriptionTargetsCollection(d, config.collection));
+      const store = await this.ctx.openStore(settings);
+      const chains = await listChains(store, settings.prefix);
+      const latest = await readLatestFullSubdir(store, settings.prefix);
+      const protect = this.plan?.kind === 'incremental' ? this.plan.appendTo! : this.capture!.fullSubdir;
+      const end = new Date(Number(this.capture!.micros / 1000n));
+      const own = chains.find((c) => c.fullSubdir === protect);
+      if (own) own.newestEndTime = end;
+      else
+        chains.push({
+          fullSubdir: protect,
+          incrementals: [],
+          newestEndTime: end,
+          hasManifest: true,
+        } as Chain);
+      const busy = new Map(facts.busy);
+      const intoLatest = busy.get('LATEST');
+      busy.delete('LATEST');
+      if (intoLatest !== undefined && latest !== undefined) busy.set(latest, intoLatest);
+      const plan = planPrune(chains, {
+        keepLast: config.pruneKeepLast,
+        olderThanMs: config.pruneOlderThanMs,
+        now: facts.now,
+        protectFullSubdir: protect,
+        ...(latest !== undefined ? { latestFullSubdir: latest } : {}),
+        busy,
+      });
+      const gone = plan.remove.map((c) => `${c.fullSubdir} (${plan.reasons.get(c.fullSubdir) ?? ''})`);
+      this.add({
+        name,
+        state: 'passed',
+        detail:
+          gone.length === 0
+            ? `would delete nothing; ${plan.keep.length} chain(s) kept.`
+            : `would delete ${gone.length} chain(s): ${gone.join('; ')}; ${plan.keep.length} kept.${config.pruneDryRun ? ' (prune-dry-run: the run would only list them.)' : ''}`,
+      });
+    } catch (err) {
+      this.add({
+        name,
+        state: 'failed',
+        detail: `could not plan the pruning: ${err instanceof Error && '$metadata' in err ? storageErrorText(err) : this.describe(err)}`,
+      });
+    }
+  }
+}
+
+const MARK: Record<Check['state'], string> = {
+  passed: '✅ passed',
+  failed: '❌ failed',
+  skipped: '⏭️ skipped',
+  unknown: '❔ unknown',
+};
+
+/** Inline code that neither a backtick nor a `|` in the text can break (GitHub reads `\|` in cells). */
+function codeCell(text: string): string {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const ticks = '`'.repeat(longest + 1);
+  return `${ticks} ${text.replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ')} ${ticks}`;
+}
+
+function cell(text: string): string {
+  return escapeMarkdown(text).replace(/ {2}\n/g, ' ');
+}
+
+/** The checklist: one row per check, readable in a pull request. */
+export function renderChecklist(r: DryRunResult, meta: { config: Config; runUrl?: string }): string {
+  const failed = r.checks.filter((c) => c.state === 'failed').length;
+  const head =
+    failed === 0
+      ? `all ${r.checks.length} checks passed or were skipped`
+      : `${failed} of ${r.checks.length} checks failed`;
+  const lines = [
+    `## CockroachDB backup: dry run (${head})`,
+    '',
+    `Nothing was changed: no job, no GRANT, nothing left in ${cell(meta.config.collection.display)}.${r.version ? ` Cluster: ${cell(r.version)}.` : ''}`,
+    '',
+    '| | Check | Result |',
+    '|---|---|---|',
+  ];
+  for (const c of r.checks) {
+    const fix = c.fix ? `<br>**To change:** ${cell(c.fix)}` : '';
+    const stmts = c.statements ? `<br>${c.statements.map(codeCell).join('<br>')}` : '';
+    lines.push(`| ${MARK[c.state]} | ${cell(c.name)} | ${cell(c.detail)}${fix}${stmts} |`);
+  }
+  lines.push('');
+  if (r.statements.length > 0) {
+    lines.push(
+      '### Statements the run would send (redacted)',
+      '',
+      ...fenced('sql', r.statements.join('\n')),
+      '',
+    );
+  }
+  if (r.grants.length > 0) {
+    lines.push('### GRANTs that grant-to would run (not run)', '', ...fenced('sql', r.grants.join('\n')), '');
+  }
+  if (meta.runUrl !== undefined) lines.push(`[Workflow run](${meta.runUrl})`, '');
+  return lines.join('\n');
+}
