@@ -1,5 +1,5 @@
 /**
- * `npm run render-summary`: runs the bundled action in a few endings against
+ * `npm run render-summary`: runs the bundled action in every ending against
  * the test cluster and S3 server, renders each job summary to HTML the way
  * GitHub shows Markdown, and (with --screenshot) photographs each page with
  * headless Chromium, so a person can look at what a reviewer will see.
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { marked } from 'marked';
-import { REPO_ROOT, runAction } from '../test/support/action-runner.js';
+import { REPO_ROOT, runAction, startAction } from '../test/support/action-runner.js';
 import { startTestCluster } from '../test/support/cluster/index.js';
 import { startS3Server, TEST_S3_CREDENTIAL } from '../test/support/s3/server.js';
 
@@ -40,28 +40,75 @@ const base = {
   's3-endpoint': s3.endpoint,
   'poll-interval': '1s',
 };
+/** How a run ends, beyond its inputs: something done to it while it runs. */
+type Ending = {
+  inputs: Record<string, string>;
+  during?: 'cancel' | 'sigint' | 'fail-hostile';
+  jobMs?: number;
+};
+
+// One page per ending the action has (DESIGN.md's status vocabulary), plus the prune and verify ones.
+const ENDINGS: Record<string, Ending> = {
+  'succeeded-with-pruning': { inputs: { 'prune-keep-last': '1' } },
+  incremental: { inputs: { 'backup-type': 'incremental', verify: 'files' } },
+  'failed-job': { inputs: { collection: 's3://missing-bucket/render' } },
+  'failed-job-hostile-error': { inputs: {}, during: 'fail-hostile', jobMs: 20_000 },
+  canceled: { inputs: {}, during: 'cancel', jobMs: 20_000 },
+  timeout: { inputs: { timeout: '2s' }, jobMs: 60_000 },
+  'aborted-cancelled': { inputs: {}, during: 'sigint', jobMs: 60_000 },
+  'aborted-left-running': { inputs: { 'cancel-on-abort': 'false' }, during: 'sigint', jobMs: 60_000 },
+  'error-wrong-password': { inputs: { 'connection-string': cluster.url('root', { password: 'wrong' }) } },
+  'bad-input': { inputs: { 'as-of-system-time': "-10s'; DROP DATABASE shop; --" } },
+  'submitted-without-waiting': { inputs: { wait: 'false' }, jobMs: 20_000 },
+  'verify-failed': { inputs: { collection: 's3://backups/render-verify' } },
+};
+const HOSTILE = 'it broke\n::stop-commands::x\n```\n# not a heading <b>bold</b>';
+
 try {
   await runAction({ inputs: base });
-  const endings: Record<string, Record<string, string>> = {
-    'succeeded-with-pruning': { 'prune-keep-last': '1' },
-    incremental: { 'backup-type': 'incremental', verify: 'files' },
-    'failed-job': { collection: 's3://missing-bucket/render' },
-    'bad-input': { 'as-of-system-time': "-10s'; DROP DATABASE shop; --" },
-    'submitted-without-waiting': { wait: 'false' },
-  };
-  for (const [name, over] of Object.entries(endings)) {
-    const r = await runAction({ inputs: { ...base, ...over } });
+  for (const [name, ending] of Object.entries(ENDINGS)) {
+    cluster.engine.setJobDuration(ending.jobMs ?? 1500);
+    const clear =
+      name === 'verify-failed'
+        ? s3.inject({
+            op: 'GetObject',
+            status: 403,
+            code: 'AccessDenied',
+            message: 'Access Denied',
+            times: 20,
+          })
+        : () => undefined;
+    const before = cluster.jobs().length;
+    const running = startAction({ inputs: { ...base, ...ending.inputs } });
+    if (ending.during !== undefined) {
+      await waitFor(() => running.stdout().includes('::group::Wait for backup job'));
+      const job = cluster.jobs()[before]!;
+      if (ending.during === 'cancel') cluster.engine.cancelJobAsOtherUser(job.id);
+      if (ending.during === 'fail-hostile') cluster.engine.failJob(job.id, HOSTILE);
+      if (ending.during === 'sigint') running.child.kill('SIGINT');
+    }
+    const r = await running.done;
+    clear();
+    for (const j of cluster.jobs()) if (j.status === 'running') cluster.engine.cancelJobAsOtherUser(j.id);
     const md = join(OUT, `${name}.md`);
     const html = join(OUT, `${name}.html`);
     writeFileSync(md, r.summary);
     const body = await marked.parse(r.summary, { gfm: true });
     writeFileSync(html, `<!doctype html><meta charset="utf-8"><style>${CSS}</style>${body}`);
-    console.log(`${name}: exit ${r.code}, ${md}`);
+    console.log(`${name}: exit ${r.code}, status ${r.outputs.status ?? '(none)'}, ${md}`);
     if (screenshot) shoot(html, join(OUT, `${name}.png`));
   }
 } finally {
   await cluster.close();
   await s3.close();
+}
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('the run did not reach the wait within 30 s');
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 function shoot(html: string, png: string): void {
