@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -90,5 +90,48 @@ describe('docs', () => {
       const literal = /^`([^`]*)`$/.exec(def)?.[1];
       expect(input.default, `default of ${name} (DESIGN.md: ${def || 'empty'})`).toBe(literal);
     }
+  });
+});
+
+describe('README troubleshooting', () => {
+  /** Every .ts file under dir, as one text; `\`` in template literals read as a backtick. */
+  function sourceText(dir: string): string {
+    const out: string[] = [];
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) out.push(sourceText(path));
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts'))
+        out.push(readFileSync(path, 'utf8').replace(/\\`/g, '`'));
+    }
+    return out.join('\n');
+  }
+
+  it('quotes only messages that the action (src/) or the cluster and S3 texts it relays (test/support/) really print', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('## Troubleshooting'),
+      readme.indexOf('## Supported versions'),
+    );
+    const rows = section
+      .split('\n')
+      .filter((l) => l.startsWith('| ') && !l.startsWith('| message') && !l.startsWith('| ---'));
+    expect(rows.length).toBeGreaterThan(15);
+    // The texts the runner shows: the action's own, and CockroachDB's and S3's as the test servers reproduce them.
+    const source = sourceText(join(REPO_ROOT, 'src')) + sourceText(join(REPO_ROOT, 'test', 'support'));
+    const missing: string[] = [];
+    for (const row of rows) {
+      const first = row.split(/(?<!\\)\|/)[1]!;
+      const quoted = [...first.matchAll(/``\s?(.+?)\s?``|`([^`]+)`/g)].map((m) => (m[1] ?? m[2])!);
+      expect(quoted.length, row).toBeGreaterThan(0);
+      for (const q of quoted) {
+        // `<name>` stands for any text; the rest must be in the source as written.
+        const pattern = q
+          .split(/<[a-z-]+>/)
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+          .join('.{1,40}?');
+        if (!new RegExp(pattern).test(source)) missing.push(q);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });
