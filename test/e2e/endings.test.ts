@@ -77,6 +77,18 @@ describe.each(['22.2', '25.2'] as const)('every ending on %s', (profile) => {
     expect(r.stdout).not.toMatch(/verified \((true|false|skipped)\)/);
   });
 
+  it('the progress line counts the time since the wait began, also when the first read comes at the end', async () => {
+    env.cluster.engine.setJobDuration(3000);
+    const r = await runScenario(env, {
+      inputs: env.inputs({ collection: env.collection(), verify: 'none' }),
+    });
+    expect(r.code).toBe(0);
+    const last = [...r.stdout.matchAll(/^Job \d+: succeeded, 100\.0%.*\(elapsed (\d+)s\)$/gm)].pop();
+    expect(last, r.stdout).toBeDefined();
+    expect(Number(last![1])).toBeGreaterThanOrEqual(2);
+    expect(r.stdout).toContain(`Backup ${r.outputs['backup-uri']} succeeded (not verified: verify is none).`);
+  });
+
   it('failed: a missing bucket', async () => {
     env.cluster.engine.setJobDuration(300);
     const r = await runScenario(env, { inputs: env.inputs({ collection: 's3://no-such-bucket/x' }) });

@@ -135,3 +135,17 @@ describe('README troubleshooting', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('README privileges', () => {
+  it('says why grant-to grants CONTROLJOB on 25.x although 25.1 owners may cancel their own jobs', () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('## Privileges'),
+      readme.indexOf('## Restoring from the outputs'),
+    );
+    expect(section).not.toContain('25.1+ lets owners cancel their own jobs.');
+    expect(section).toMatch(/`grant-to` grants CONTROLJOB on 25\.x too/);
+    expect(section).toMatch(/not available until the upgrade to 25\.1 is\s+finalized/);
+    // That it does grant it there is asserted e2e (backup.test.ts: GRANT SYSTEM CONTROLJOB on 25.2).
+  });
+});
