@@ -209,7 +209,7 @@ function failureMessage(err: unknown, secrets: SecretRegistry): string {
 
 async function writeSummary(io: ActionIO, report: RunReport, scrub: (t: string) => string): Promise<void> {
   try {
-    await io.writeSummary(scrub(renderSummary(report)));
+    await io.writeSummary(scrub(renderSummary(report, scrub)));
   } catch (err) {
     io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
   }

@@ -171,8 +171,12 @@ const HEADLINES: Record<RunReport['outcome'], string> = {
   error: '❌ CockroachDB backup step failed',
 };
 
-/** The job summary, in Markdown. No secrets can be in it: the caller scrubs the result anyway. */
-export function renderSummary(r: RunReport): string {
+/**
+ * The job summary, in Markdown. Texts from outside are scrubbed before they are escaped (escaping
+ * `&` or `_` inside a secret would hide it from a scrub of the result); the caller scrubs the result too.
+ */
+export function renderSummary(r: RunReport, scrub: Scrub = (t) => t): string {
+  const plain = (text: string): string => escapeMarkdown(scrub(text));
   const o = r.outputs;
   const status = statusOf(r);
   const exists = backupExists(status);
@@ -185,9 +189,9 @@ export function renderSummary(r: RunReport): string {
         ? `${inlineCode(o['job-id'])}${r.attached ? ' (attached to a running job)' : ''}`
         : undefined,
     ],
-    ['Cluster version', r.clusterVersion !== undefined ? escapeMarkdown(r.clusterVersion) : undefined],
+    ['Cluster version', r.clusterVersion !== undefined ? plain(r.clusterVersion) : undefined],
     ['Collection', code(o['collection-path'])],
-    ['Backup', r.backupKind ? escapeMarkdown(describeBackup(r)) : undefined],
+    ['Backup', r.backupKind ? plain(describeBackup(r)) : undefined],
     // A backup that does not exist has no path to restore from: show where it was planned, labelled so.
     [exists ? 'Backup path' : 'Planned backup path (no backup there)', code(o['backup-path'])],
     ['Incremental folder', exists ? code(r.incrementalPath) : undefined],
@@ -201,10 +205,7 @@ export function renderSummary(r: RunReport): string {
         ? `${formatBytes(Number(o['size-bytes']))} in ${o['object-count']} objects`
         : undefined,
     ],
-    [
-      'Verified',
-      o.verified !== undefined ? escapeMarkdown(verifiedText(o.verified, r.verifyChecks)) : undefined,
-    ],
+    ['Verified', o.verified !== undefined ? plain(verifiedText(o.verified, r.verifyChecks)) : undefined],
   ];
   const lines = [`## ${HEADLINES[r.outcome]}`, ''];
   const known = rows.filter((row): row is [string, string] => row[1] !== undefined);
@@ -215,8 +216,8 @@ export function renderSummary(r: RunReport): string {
   // Error texts come from the cluster and S3 too: escaped, one sentence a line, in a paragraph
   // (a code block would not wrap, and its fence could be closed by the text).
   if (r.error !== undefined)
-    lines.push('### Error', '', sentencePerLine(r.error).map(escapeMarkdown).join('  \n'), '');
-  if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${escapeMarkdown(n)}`), '');
+    lines.push('### Error', '', sentencePerLine(scrub(r.error)).map(escapeMarkdown).join('  \n'), '');
+  if (r.notes.length > 0) lines.push(...r.notes.map((n) => `> ${plain(n)}`), '');
   if (r.outcome === 'submitted' && o['job-id'] !== undefined) {
     // wait: false: the job may still fail, so no RESTORE yet: how to follow it instead.
     lines.push(
@@ -233,7 +234,7 @@ export function renderSummary(r: RunReport): string {
     lines.push('### Restore from this backup', '', ...fenced('sql', r.restoreStatement), '');
     lines.push('Put the credentials back into the collection URI (they are never written here).', '');
   }
-  if (r.prune) lines.push(...renderPrune(r.prune));
+  if (r.prune) lines.push(...renderPrune(r.prune, plain));
   if (r.runUrl !== undefined) lines.push(`[Workflow run](${r.runUrl})`, '');
   return lines.join('\n');
 }
@@ -300,7 +301,7 @@ function verifiedText(v: string, checks: string[]): string {
 /** Failure lines shown in the summary; the rest are counted by error code. */
 export const MAX_FAILURE_LINES = 20;
 
-function renderPrune(p: PruneSummary): string[] {
+function renderPrune(p: PruneSummary, plain: (text: string) => string): string[] {
   const title = p.dryRun ? '### Pruning (dry run: nothing deleted)' : '### Pruning';
   const out = [title, ''];
   const verb = p.dryRun ? 'Would delete' : 'Deleted';
@@ -317,7 +318,7 @@ function renderPrune(p: PruneSummary): string[] {
     `${verb} ${whole} chain(s), ${extra.length > 0 ? `${extra.join(', ')}, ` : ''}kept ${p.kept.length}.`,
     '',
   );
-  if (p.error !== undefined) out.push(`**Pruning stopped:** ${escapeMarkdown(p.error)}`, '');
+  if (p.error !== undefined) out.push(`**Pruning stopped:** ${plain(p.error)}`, '');
   if (p.deleted.length > 0 || p.kept.length > 0) {
     out.push('| chain | action | objects | size |', '|---|---|---|---|');
     for (const c of p.deleted)
@@ -332,7 +333,7 @@ function renderPrune(p: PruneSummary): string[] {
   }
   if (p.failures.length > 0) {
     out.push(`Failures (${p.failures.length} object(s) not deleted):`, '');
-    out.push(...p.failures.slice(0, MAX_FAILURE_LINES).map((f) => `- ${escapeMarkdown(f)}`));
+    out.push(...p.failures.slice(0, MAX_FAILURE_LINES).map((f) => `- ${plain(f)}`));
     const rest = p.failures.length - MAX_FAILURE_LINES;
     if (rest > 0) {
       const codes = (p.failedObjects ?? []).slice(MAX_FAILURE_LINES).map((f) => f.code);
@@ -346,7 +347,7 @@ function renderPrune(p: PruneSummary): string[] {
         '',
       );
   }
-  if (p.note) out.push(`> ${escapeMarkdown(p.note)}`, '');
+  if (p.note) out.push(`> ${plain(p.note)}`, '');
   return out;
 }
 

@@ -111,7 +111,8 @@ describe.each(['22.2', '23.2', '25.2'] as const)('faults on CockroachDB %s', (pr
       expect(r.errors[0]).toMatch(/A full backup already exists in s3:\/\/backups\//);
       expect(r.errors[0]).toMatch(/AWS_SECRET_ACCESS_KEY=\*\*\*/);
       expect(r.errors[0]).toMatch(/IN '\*\*\*'/);
-      expect(r.summary).toMatch(/AWS_SECRET_ACCESS_KEY=\*\*\*/);
+      // In the summary the error is plain text, its `*` and `_` escaped for Markdown (rendered: AWS_SECRET_ACCESS_KEY=***).
+      expect(r.summary).toContain('AWS\\_SECRET\\_ACCESS\\_KEY=\\*\\*\\*');
     } finally {
       env.cluster.engine.leakUriInErrors(false);
     }

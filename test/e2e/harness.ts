@@ -93,7 +93,7 @@ export function secretsOf(opts: ActionRunOptions, extra: string[] = []): string[
   return [...new Set(values.filter((v) => v.length >= 4))];
 }
 
-/** Raw, encodeURIComponent, form-encoded (`+` or `%20` for space) and Go's url.QueryEscape forms. */
+/** Raw, encodeURIComponent, form-encoded (`+` or `%20` for space), Go's url.QueryEscape and Markdown-escaped forms. */
 export function secretForms(value: string): string[] {
   const form = new URLSearchParams({ x: value }).toString().slice(2);
   // Go's QueryEscape keeps only letters, digits and -_.~ ; space is +.
@@ -104,7 +104,13 @@ export function secretForms(value: string): string[] {
       return c === ' ' ? '+' : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
     })
     .join('');
-  return [...new Set([value, encodeURIComponent(value), form, form.replace(/\+/g, '%20'), go])];
+  // As the summary prints a text from outside: Markdown-escaped (src/report.ts escapeMarkdown).
+  const markdown = value
+    .replace(/[\\`*_[\]#|~]/g, '\\$&')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;');
+  return [...new Set([value, encodeURIComponent(value), form, form.replace(/\+/g, '%20'), go, markdown])];
 }
 
 export interface LeakReport {

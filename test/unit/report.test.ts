@@ -313,3 +313,14 @@ describe('progress line', () => {
     expect(lines).toEqual(['Job 7: succeeded, 100.0% (elapsed 5s)']);
   });
 });
+
+describe('summary scrubbing', () => {
+  it('scrubs a secret out of a text from outside before escaping it for Markdown', () => {
+    const secret = 'wrong/secret+with=chars&more_x*y';
+    const error = `Backup job 1 ended with status failed: s3://b/p?AWS_SECRET_ACCESS_KEY=${secret} refused.`;
+    const scrub = (t: string): string => t.split(secret).join('***');
+    const md = renderSummary({ ...success, outcome: 'failed', outputs: { status: 'failed' }, error }, scrub);
+    expect(md).not.toContain('wrong/secret');
+    expect(md).toContain('AWS\\_SECRET\\_ACCESS\\_KEY=\\*\\*\\*');
+  });
+});
