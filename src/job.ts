@@ -369,9 +369,6 @@ function raceAbort<T>(p: Promise<T>, ctx: WaitContext): Promise<T> {
   // The query may already be under way when the signal came: its failure once abandoned is expected.
   p.catch(() => undefined);
   if (ctx.signal.aborted) {
-    // The query was sent already: closing its connection rejects it, and nobody awaits it any more
-    // (an unhandled rejection would end the process before the summary is written).
-    p.catch(() => undefined);
     ctx.link.abandon();
     return Promise.reject(new AbortedError());
   }
