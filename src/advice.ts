@@ -32,9 +32,13 @@ export function adviceForSubmitError(
   return undefined;
 }
 
-/** Before 24.3 each enterprise feature has its own licence error; say which input to change. */
+/**
+ * Until the licence model without per-feature licence errors (23.1.29, 23.2.15, 24.1.7, 24.2.5 and
+ * 24.3.0 onwards) each enterprise feature has its own licence error; say which input to change.
+ */
 function licenceAdvice(message: string): string {
-  const add = 'Add an enterprise licence to the cluster (24.3 and later need none for backups), or';
+  const add =
+    'Add an enterprise licence to the cluster, or upgrade it (23.1.29, 23.2.15, 24.1.7, 24.2.5, 24.3.0 and later need none for backups), or';
   if (/with encryption/i.test(message)) return `${add} remove encryption-passphrase / kms-uri.`;
   if (/with incremental/i.test(message)) return `${add} use \`backup-type: full\`.`;
   return `${add} set \`revision-history: false\`.`;

@@ -313,3 +313,28 @@ describe('polling on CockroachDB 22.2 (no WHEN COMPLETE), with coarse progress',
     expect(reads.at(-1)!.at - ended).toBeLessThan(5000 + 500);
   });
 });
+
+describe('an encrypted chain on CockroachDB 25.2', () => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({ profile: '25.2', jobDurationMs: 300 });
+  });
+  afterAll(async () => env?.close());
+
+  it("writes ENCRYPTION-INFO only in the full backup's folder, and hides the passphrase in descriptions", async () => {
+    const path = 'encrypted';
+    const inputs = env.inputs({ collection: env.collection(path), 'encryption-passphrase': 'Sekr1t-pass' });
+    const full = await runScenario(env, { inputs });
+    expect(full.code).toBe(0);
+    const inc = await runScenario(env, { inputs: { ...inputs, 'backup-type': 'incremental' } });
+    expect(inc.errors).toEqual([]);
+    expect(inc.code).toBe(0);
+    const infos = env.s3.listKeys('backups', `${path}/`).filter((k) => k.endsWith('/ENCRYPTION-INFO'));
+    expect(infos).toEqual([`${path}${full.outputs['backup-path']}/ENCRYPTION-INFO`]);
+    for (const id of [full.outputs['job-id'], inc.outputs['job-id']]) {
+      const description = env.cluster.jobs().find((j) => j.id === id)!.description;
+      expect(description).toContain("encryption_passphrase = '*****'");
+      expect(description).not.toContain('Sekr1t-pass');
+    }
+  });
+});

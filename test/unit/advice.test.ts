@@ -17,6 +17,11 @@ describe('licence advice names the input to change', () => {
       /remove encryption-passphrase \/ kms-uri/,
     );
   });
+  it('names the patch releases from which no licence is needed, not a wrong range', () => {
+    const advice = adviceForSubmitError(sqlError('XXC02', licence('revision_history')), ctx)!;
+    for (const v of ['23.1.29', '23.2.15', '24.1.7', '24.2.5', '24.3.0']) expect(advice).toContain(v);
+    expect(advice).not.toMatch(/24\.3 and later need none/);
+  });
   it('an incremental that failed in the job: take a full backup', () => {
     expect(adviceForJobError(licence('incremental'))).toMatch(/backup-type: full/);
   });

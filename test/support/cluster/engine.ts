@@ -1330,8 +1330,9 @@ export class CockroachEngine implements Engine {
         'trace_id',
       ];
       if (!p.newShowJobColumns) cols.push('last_run', 'next_run', 'num_runs');
-      cols.push('execution_errors');
-      if (p.major >= 25) cols.push('execution_events');
+      // pkg/sql/crdb_internal.go: both the TIMESTAMP-era and the indexed TIMESTAMPTZ-era definitions of
+      // crdb_internal.jobs end with execution_errors STRING[], execution_events JSONB (22.2 to 25.x).
+      cols.push('execution_errors', 'execution_events');
       return base(cols);
     }
     if (!p.newShowJobColumns) {

@@ -428,7 +428,9 @@ export async function runBackup(plan: BackupPlan, hooks: RunHooks): Promise<void
   }
   await sleep(stepMs);
   await hooks.gate();
-  if (plan.passphrase !== undefined) await store.put(at('ENCRYPTION-INFO'), 'salt');
+  // Written once, in the full backup's folder, and read from there for every layer of the chain
+  // (pkg/backup/backupencryption/encryption.go WriteEncryptionInfoIfNotExists, GetEncryptionFromBase).
+  if (plan.passphrase !== undefined && plan.kind === 'full') await store.put(at('ENCRYPTION-INFO'), 'salt');
   const manifest: Manifest = {
     jobId: plan.id,
     kind: plan.kind,

@@ -30,7 +30,7 @@ export interface Profile {
   writesIndex: boolean;
   /** 25.2+: incremental folders carry `-<start>`. */
   incrementalStartSuffix: boolean;
-  /** Enterprise features need a licence before 24.3. */
+  /** Enterprise features refused without a licence (XXC02): see licenceErrors. */
   licenceChecks: boolean;
 }
 
@@ -60,8 +60,22 @@ export function profileFor(name: ProfileName, patchOverride?: number): Profile {
     ownersControlJobs: at(25, 1),
     writesIndex: at(25, 4),
     incrementalStartSuffix: at(25, 2),
-    licenceChecks: !at(24, 3),
+    licenceChecks: licenceErrors(major, minor, patchOverride ?? DEFAULT_PATCH[name]),
   };
+}
+
+/**
+ * Enterprise features refused with XXC02 without a licence: the licence model that drops those
+ * errors (Enterprise Free and Trial licences, throttling instead of refusal) shipped in 23.1.29,
+ * 23.2.15, 24.1.7, 24.2.5 and 24.3.0 (docs src/current/v25.2/licensing-faqs.md: "All versions of
+ * CockroachDB starting from the release date of 24.3.0 onward, including patch fixes for versions
+ * 23.1-24.2 from that date onward"; those are the first such patches).
+ */
+function licenceErrors(major: number, minor: number, patch: number): boolean {
+  const from: Record<string, number> = { '23.1': 29, '23.2': 15, '24.1': 7, '24.2': 5 };
+  if (major > 24 || (major === 24 && minor >= 3)) return false;
+  const first = from[`${major}.${minor}`];
+  return first === undefined ? true : patch < first;
 }
 
 export function versionString(p: Profile): string {

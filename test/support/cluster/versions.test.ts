@@ -38,6 +38,15 @@ describe.each(PROFILE_NAMES)('CockroachDB %s', (profile: ProfileName) => {
       });
     }
   });
+
+  it('crdb_internal.jobs ends with execution_errors and execution_events (crdb_internal.go, every version)', async () => {
+    const c = await clients.connect(cluster);
+    const r = await c.query('SELECT * FROM crdb_internal.jobs LIMIT 1');
+    expect(r.fields.slice(-2).map((f) => [f.name, f.dataTypeID])).toEqual([
+      ['execution_errors', 1009],
+      ['execution_events', 3802],
+    ]);
+  });
   afterAll(async () => cluster?.close());
   const word = profile === '25.2' ? 'state' : 'status';
   const ps = pathStyleFor(profile);
@@ -524,5 +533,19 @@ describe('patch releases', () => {
       expect(on.status).toBe('succeeded');
       expect(off).toMatchObject({ status: 'failed', error: expect.stringContaining('no such host') });
     }
+  });
+});
+
+describe('the licence model without XXC02 errors', () => {
+  it('starts at 23.1.29, 23.2.15, 24.1.7, 24.2.5 and 24.3.0 (licensing-faqs.md)', async () => {
+    const { profileFor } = await import('./profiles.js');
+    expect(profileFor('22.2').licenceChecks).toBe(true);
+    expect(profileFor('23.1', 28).licenceChecks).toBe(true);
+    expect(profileFor('23.1', 29).licenceChecks).toBe(false);
+    expect(profileFor('23.2', 14).licenceChecks).toBe(true);
+    expect(profileFor('23.2', 15).licenceChecks).toBe(false);
+    expect(profileFor('24.1', 6).licenceChecks).toBe(true);
+    expect(profileFor('24.1', 7).licenceChecks).toBe(false);
+    expect(profileFor('24.3', 0).licenceChecks).toBe(false);
   });
 });
