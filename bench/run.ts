@@ -418,18 +418,25 @@ function writeResults(): void {
     (r) =>
       `| ${r.metric} | ${r.action} | ${r.baseline ?? ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${r.met === undefined ? '' : r.met ? 'met' : 'NOT met'} |`,
   );
-  writeFileSync(join(REPO_ROOT, 'bench/results.md'), [...header, ...body, ''].join('\n'));
+  const name = process.env.BENCH_ONLY ? `results-${process.env.BENCH_ONLY}` : 'results';
+  writeFileSync(join(REPO_ROOT, `bench/${name}.md`), [...header, ...body, ''].join('\n'));
   writeFileSync(
-    join(REPO_ROOT, 'bench/results.json'),
+    join(REPO_ROOT, `bench/${name}.json`),
     JSON.stringify({ node: process.version, runs: RUNS, rows, raw: json }, null, 2) + '\n',
   );
   console.log([...header, ...body].join('\n'));
 }
 
-benchBundle();
-await benchStartup();
-await benchDetectionAndLoad();
-await benchStorage();
-await benchWaitOverhead();
+// BENCH_ONLY=detection re-measures only detection and load (written to bench/results-detection.md).
+const ONLY = process.env.BENCH_ONLY;
+if (ONLY === 'detection') {
+  await benchDetectionAndLoad();
+} else {
+  benchBundle();
+  await benchStartup();
+  await benchDetectionAndLoad();
+  await benchStorage();
+  await benchWaitOverhead();
+}
 writeResults();
 process.exit(0);
