@@ -239,7 +239,7 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
     ctx.whenCompleteSliceMs ?? 15_000,
     Math.max(1000, Math.floor(ctx.pausedTimeoutMs / 2)),
   );
-  const poller = new AdaptivePoller(ctx.pollIntervalMs, startedAt);
+  const poller = new AdaptivePoller(ctx.pollIntervalMs);
   let whenComplete = ctx.useWhenComplete;
   let heldSince: number | undefined;
   let last: JobRow | undefined;
@@ -299,7 +299,7 @@ export async function waitForJob(ctx: WaitContext): Promise<WaitOutcome> {
           );
         }
       } else {
-        await ctx.clock.sleep(Math.max(0, Math.min(poller.nextDelay(ctx.clock.now()), budget)), ctx.signal);
+        await ctx.clock.sleep(Math.max(0, Math.min(poller.nextDelay(), budget)), ctx.signal);
       }
     }
   } catch (err) {
@@ -403,29 +403,23 @@ function warnOnceAboutState(job: JobRow, warned: Set<string>, log: LinkLogger): 
 
 /**
  * Polling schedule for clusters without a usable WHEN COMPLETE (there each read scans the whole
- * jobs table): reads on the poll-interval grid from the submission, as a plain poller makes them,
- * and never more. fraction_completed moves in steps of at least 5 % at most every 15 s
- * (jobs/progress.go, cockroach-surface-resolved.md §10), so reads aimed at an end predicted from it
- * cost statements and buy no earlier detection (measured: 1.2× the statements of a 5 s poller, no
- * faster).
+ * jobs table): a read one poll-interval after the submission, then one a poll-interval after each
+ * answer, as a plain poller makes them, and never more. fraction_completed moves in steps of at
+ * least 5 % at most every 15 s (jobs/progress.go, cockroach-surface-resolved.md §10), so reads aimed
+ * at an end predicted from it cost statements and buy no earlier detection (measured: 1.2× the
+ * statements of a 5 s poller, no faster).
  */
 export class AdaptivePoller {
-  constructor(
-    private readonly maxIntervalMs: number,
-    private readonly startedAt: number,
-  ) {}
+  constructor(private readonly maxIntervalMs: number) {}
 
-  /** The first read: one interval after the submission, like a plain poller. */
+  /** The first read: one interval after the submission. */
   firstDelay(): number {
     return this.maxIntervalMs;
   }
 
-  /** Until the next grid point; one just after a late read is skipped, so reads never come closer. */
-  nextDelay(now: number): number {
-    const step = this.maxIntervalMs;
-    let delay = this.startedAt + (Math.floor((now - this.startedAt) / step) + 1) * step - now;
-    if (delay < step / 4) delay += step;
-    return delay;
+  /** The next read: one interval after the answer to the last one. */
+  nextDelay(): number {
+    return this.maxIntervalMs;
   }
 }
 
