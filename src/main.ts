@@ -38,7 +38,13 @@ import {
 } from './job.js';
 import type { ActionIO, RunReport } from './report.js';
 import { realDeps } from './runtime.js';
-import { lookUpSubmission, SubmissionUncertain, submitBackup, SubmitDeadline } from './submit.js';
+import {
+  earlierThan,
+  lookUpSubmission,
+  SubmissionUncertain,
+  submitBackup,
+  SubmitDeadline,
+} from './submit.js';
 import { finalOutputs, ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
 import { describeError, SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
@@ -325,19 +331,31 @@ class Step {
     // Only a URI that carries credentials is secret: external://name and implicit auth are not.
     if (this.destination.uri !== this.destination.redacted) this.secrets.add(this.destination.uri);
 
-    const attached = await this.group('Check for running backups', () => this.handleRunningBackups(session));
     let capture: CaptureTime | undefined;
-    let plan: Plan;
-    if (attached) {
-      plan = this.planFromDescription(attached);
-      capture = captureFromDescription(attached.description);
-    } else {
-      ({ plan, capture } = await this.group('Start the backup', async () => {
+    let plan: Plan | undefined;
+    // Two runs may pass the check together: the later one yields after submitting (at most twice).
+    for (let round = 1; plan === undefined; round++) {
+      const attached = await this.group('Check for running backups', () =>
+        this.handleRunningBackups(session),
+      );
+      if (attached) {
+        plan = this.planFromDescription(attached);
+        capture = captureFromDescription(attached.description);
+        break;
+      }
+      const started = await this.group('Start the backup', async () => {
         const p = await this.planBackup();
         const c = await resolveCaptureTime(await this.link.session(), config.asOfSystemTime);
         await this.submit(p, c);
         return { plan: p, capture: c };
-      }));
+      });
+      const earlier = round < 3 ? await this.startedFirst() : undefined;
+      const outcome = earlier ? await this.yieldTo(earlier) : 'keep';
+      if (outcome === 'keep') ({ plan, capture } = started);
+      else if (outcome !== 'resubmit') {
+        plan = this.planFromDescription(outcome);
+        capture = captureFromDescription(outcome.description);
+      }
     }
     this.recordPlan(plan, capture);
 
@@ -462,6 +480,19 @@ class Step {
     }
   }
 
+  private attach(job: JobRow): void {
+    this.jobId = job.jobId;
+    this.owned = false;
+    this.report.attached = true;
+    this.report.outputs['job-id'] = job.jobId;
+    this.deps.io.setOutput('job-id', job.jobId);
+    this.deps.io.saveState(STATE.jobId, job.jobId);
+    this.deps.io.saveState(STATE.owned, 'false');
+    this.log(
+      `Attaching to running backup job ${job.jobId} (if-running: attach); it will never be cancelled by this step.`,
+    );
+  }
+
   /** `if-running`: another unfinished BACKUP into the same collection. Returns the job to attach to, if any. */
   private async handleRunningBackups(session: SqlSession): Promise<JobRow | undefined> {
     const matches = (d: string): boolean => descriptionTargetsCollection(d, this.config.collection);
@@ -483,16 +514,7 @@ class Step {
         );
       case 'attach': {
         const job = newest(running);
-        this.jobId = job.jobId;
-        this.owned = false;
-        this.report.attached = true;
-        this.report.outputs['job-id'] = job.jobId;
-        this.deps.io.setOutput('job-id', job.jobId);
-        this.deps.io.saveState(STATE.jobId, job.jobId);
-        this.deps.io.saveState(STATE.owned, 'false');
-        this.log(
-          `Attaching to running backup job ${job.jobId} (if-running: attach); it will never be cancelled by this step.`,
-        );
+        this.attach(job);
         return job;
       }
       case 'wait':
@@ -510,6 +532,62 @@ class Step {
         }
         return undefined;
     }
+  }
+
+  /**
+   * Another backup into this collection, created before the job just
+   * submitted and still unfinished: two runs that passed the if-running check
+   * at the same moment both submitted, and the later one must yield.
+   */
+  private async startedFirst(): Promise<JobRow | undefined> {
+    const matches = (d: string): boolean => descriptionTargetsCollection(d, this.config.collection);
+    const running = await this.link.withReconnect(
+      'checking for a backup started at the same time',
+      (s) => findRunningBackups(s, matches),
+      { budgetMs: Math.min(30_000, this.timings.reconnectBudgetMs), signal: this.deps.signal },
+    );
+    return earlierThan(running, this.jobId!);
+  }
+
+  /**
+   * This run's job came second: do as if-running says, as if the other job
+   * had been seen before submitting. Returns the job to attach to, `resubmit`
+   * (its own job cancelled, the other waited for), or `keep`.
+   */
+  private async yieldTo(other: JobRow): Promise<JobRow | 'resubmit' | 'keep'> {
+    const mode = this.config.ifRunning;
+    const own = this.jobId!;
+    if (mode === 'start') {
+      this.log(
+        `Backup job ${other.jobId} into this collection was started just before job ${own}; keeping both (if-running: start).`,
+      );
+      return 'keep';
+    }
+    this.log(
+      `Backup job ${other.jobId} into this collection was started just before job ${own} (another run passed the same check at the same moment); cancelling ${own} (if-running: ${mode}).`,
+    );
+    const text = await this.cancelOwnedJob(`if-running: ${mode}, job ${other.jobId} started first`);
+    if (!/^CANCEL JOB \d+ sent|had already ended/.test(text)) {
+      this.log(`Job ${own} could not be cancelled, so it is kept.`);
+      return 'keep';
+    }
+    this.jobId = undefined;
+    this.owned = false;
+    this.submission = undefined;
+    this.deps.io.saveState(STATE.jobId, '');
+    this.deps.io.saveState(STATE.owned, 'false');
+    this.deps.io.saveState(STATE.capture, '');
+    delete this.report.outputs['job-id'];
+    if (mode === 'fail') {
+      throw new StepFailure(
+        `if-running: fail: backup job ${other.jobId} into ${this.config.collection.display} was started just before this run's job ${own}, which was cancelled. Wait for it, or set if-running to attach, wait or start.`,
+      );
+    }
+    if (mode === 'attach') {
+      this.attach(other);
+      return other;
+    }
+    return 'resubmit';
   }
 
   /**

@@ -313,3 +313,22 @@ export async function lookUpSubmission(r: SubmissionLookup): Promise<LookupResul
     void session?.close().catch(() => undefined);
   }
 }
+
+/**
+ * Of the unfinished backups into this collection, the oldest one created
+ * before `ownId` (by creation time, then job id): the run that submitted
+ * second yields to it. Undefined when this run's job came first, or when it
+ * is not among them (it already ended).
+ */
+export function earlierThan(running: readonly JobRow[], ownId: string): JobRow | undefined {
+  const own = running.find((j) => j.jobId === ownId);
+  if (own?.created === undefined) return undefined;
+  const key = (j: JobRow): [bigint, bigint] => [j.created?.micros ?? 0n, BigInt(j.jobId)];
+  const before = (a: JobRow, b: JobRow): boolean => {
+    const [ca, ia] = key(a);
+    const [cb, ib] = key(b);
+    return ca < cb || (ca === cb && ia < ib);
+  };
+  const earlier = running.filter((j) => j.jobId !== ownId && j.created !== undefined && before(j, own));
+  return earlier.sort((a, b) => (before(a, b) ? -1 : 1))[0];
+}

@@ -19,7 +19,7 @@ import type { ConnectionConfig } from '../../src/types.js';
 import type { Statement } from '../../src/sql.js';
 import { fakeConnector, sqlError, VirtualClock } from '../support/fakes.js';
 import { backupStatement } from '../../src/sql.js';
-import { submitBackup } from '../../src/submit.js';
+import { earlierThan, submitBackup } from '../../src/submit.js';
 
 const quiet = { info: () => undefined, warning: () => undefined };
 
@@ -585,5 +585,31 @@ describe('cancelWithFallback', () => {
     const { r } = request(c.connector, [conn('ops')], 3000);
     expect(await cancelWithFallback(r)).toEqual({ kind: 'already-finished', status: 'succeeded' });
     expect(c.requests).toHaveLength(1);
+  });
+});
+
+describe('earlierThan (two runs at once)', () => {
+  const job = (jobId: string, created: string | undefined): JobRow => ({
+    jobId,
+    status: 'running',
+    fractionCompleted: 0,
+    error: null,
+    description: '',
+    ...(created ? { created: parseClusterTime(created)! } : {}),
+  });
+  it('names the oldest unfinished backup created before ours, by creation time then id', () => {
+    const rows = [
+      job('30', '2026-11-24 11:40:46.000300+00'),
+      job('20', '2026-11-24 11:40:46.000200+00'),
+      job('10', '2026-11-24 11:40:46.000100+00'),
+    ];
+    expect(earlierThan(rows, '30')?.jobId).toBe('10');
+    expect(earlierThan(rows, '10')).toBeUndefined();
+    const tie = [job('7', '2026-11-24 11:40:46.0001+00'), job('8', '2026-11-24 11:40:46.0001+00')];
+    expect(earlierThan(tie, '8')?.jobId).toBe('7');
+    expect(earlierThan(tie, '7')).toBeUndefined();
+  });
+  it('says nothing when our job is not among the unfinished ones', () => {
+    expect(earlierThan([job('1', '2026-11-24 11:40:46+00')], '2')).toBeUndefined();
   });
 });
