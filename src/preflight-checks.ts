@@ -5,7 +5,9 @@
  */
 import type { Row, SqlSession } from './cluster.js';
 import { errorText, sqlState, versionAtLeast } from './cluster.js';
-import { quoteIdent } from './sql.js';
+import { escapeMarkdown, fenced } from './report.js';
+import type { Statement } from './sql.js';
+import { quoteIdent, showBackupsStatement, showBackupStatement } from './sql.js';
 import type { ClusterVersion, Config } from './types.js';
 
 export type CheckState = 'passed' | 'failed' | 'skipped' | 'unknown';
@@ -263,4 +265,162 @@ export function missingIamAction(error: string): string {
   if (/reader|read|get/i.test(error)) return 's3:GetObject';
   if (/delet/i.test(error)) return 's3:DeleteObject';
   return 's3:PutObject and s3:GetObject';
+}
+
+/** Before 24.3 revision_history, encryption and incrementals need an enterprise licence (reference §9). */
+export function licenceCheck(
+  config: Config,
+  v: ClusterVersion,
+  f: UserFacts,
+  incremental: boolean,
+  refusal: unknown,
+): Check {
+  const name = 'Licence for the BACKUP options';
+  const options = licensedOptions(config, incremental);
+  if (versionAtLeast(v, 24, 3)) {
+    return { name, state: 'passed', detail: `${v.tag}: backups need no enterprise licence from 24.3.` };
+  }
+  if (options.length === 0) {
+    return { name, state: 'passed', detail: 'no option of this backup needs an enterprise licence.' };
+  }
+  const licence = f.licence;
+  const needs = `${options.join(', ')} need(s) an enterprise licence on ${v.tag}`;
+  if (licence !== undefined && licence !== '') {
+    return { name, state: 'passed', detail: `${needs}: the cluster has one.` };
+  }
+  if (licence === '' || sqlState(refusal) === 'XXC02') {
+    return {
+      name,
+      state: 'failed',
+      detail: `${needs}, and the cluster has none.`,
+      fix: licenceFix(options),
+    };
+  }
+  // This user may not read the licence (admin, MODIFYCLUSTERSETTING or VIEWCLUSTERSETTING).
+  if (refusal === undefined && !options.some((o) => o.startsWith('incremental'))) {
+    return { name, state: 'passed', detail: `${needs}: the statement-time check accepted them.` };
+  }
+  return {
+    name,
+    state: 'unknown',
+    detail: `${needs}; ${f.user} may not read the licence setting (it needs VIEWCLUSTERSETTING), so whether it is there is unknown.`,
+  };
+}
+
+/**
+ * SHOW BACKUPS / SHOW BACKUP check the same destination privileges as BACKUP
+ * (cloudprivilege.CheckDestinationPrivileges: admin, or EXTERNALIOIMPLICITACCESS for s3-endpoint
+ * and implicit auth); the restore check needs RESTORE (or CREATEDB) and drops only its own
+ * scratch database (owners may).
+ */
+export function verifyCheck(
+  config: Config,
+  f: UserFacts,
+  show: (stmt: Statement) => void,
+  uri: string,
+): Check {
+  const mode = String(config.verify);
+  const name = `verify: ${mode}`;
+  if (mode === 'none') {
+    return { name, state: 'skipped', detail: 'verify: none: nothing is checked after the job.' };
+  }
+  show(showBackupsStatement(uri));
+  show(
+    showBackupStatement(uri, '<backup-path>', {
+      checkFiles: mode !== 'manifest',
+      encryptionPassphrase: config.encryptionPassphrase,
+      kmsUri: config.kmsUri,
+    }),
+  );
+  const implicit = config.s3Auth === 'implicit' || config.s3Endpoint !== undefined;
+  const ext = f.admin || !implicit || f.systemPrivileges?.has('EXTERNALIOIMPLICITACCESS');
+  const who = quoteIdent(config.grantTo ?? f.user);
+  if (!ext) {
+    const unknownExt = f.systemPrivileges === undefined;
+    return {
+      name,
+      state: unknownExt ? 'unknown' : 'failed',
+      detail: `SHOW BACKUP with s3-endpoint or s3-auth: implicit needs EXTERNALIOIMPLICITACCESS${unknownExt ? ', which could not be read' : `, which ${f.user} lacks`}.`,
+      ...(unknownExt
+        ? {}
+        : {
+            fix: 'As an admin run the statement below.',
+            statements: [`GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${who};`],
+          }),
+    };
+  }
+  if (mode === 'restore') {
+    const may = f.admin || f.systemPrivileges?.has('RESTORE') || f.roleOptions?.has('CREATEDB');
+    if (!may && !(config.grantTo !== undefined && config.grantTo === f.user)) {
+      return {
+        name,
+        state: f.systemPrivileges === undefined ? 'unknown' : 'failed',
+        detail: `the restore check runs RESTORE DATABASE … WITH schema_only, verify_backup_table_data, which needs the RESTORE system privilege (or CREATEDB); ${f.user} holds neither.`,
+        fix: 'As an admin run the statement below, or set verify: files.',
+        statements: [`GRANT SYSTEM RESTORE TO ${who};`],
+      };
+    }
+  }
+  return {
+    name,
+    state: 'passed',
+    detail: `SHOW BACKUP${mode === 'manifest' ? '' : ' … WITH check_files'}${mode === 'restore' ? ' and the restore check' : ''}: ${f.admin ? `${f.user} is an admin` : 'the privileges are held'}.`,
+  };
+}
+
+const MARK: Record<Check['state'], string> = {
+  passed: '✅ passed',
+  failed: '❌ failed',
+  skipped: '⏭️ skipped',
+  unknown: '❔ unknown',
+};
+
+/** Inline code that neither a backtick nor a `|` in the text can break (GitHub reads `\|` in cells). */
+function codeCell(text: string): string {
+  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const ticks = '`'.repeat(longest + 1);
+  return `${ticks} ${text.replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ')} ${ticks}`;
+}
+
+function cell(text: string): string {
+  return escapeMarkdown(text).replace(/ {2}\n/g, ' ');
+}
+
+/** The checklist: one row per check, readable in a pull request. */
+export function renderChecklist(
+  r: { checks: Check[]; statements: string[]; grants: string[]; version?: string },
+  meta: { config: Config; runUrl?: string },
+): string {
+  const failed = r.checks.filter((c) => c.state === 'failed').length;
+  const head =
+    failed === 0
+      ? `all ${r.checks.length} checks passed or were skipped`
+      : `${failed} of ${r.checks.length} checks failed`;
+  const lines = [
+    `## CockroachDB backup: dry run (${head})`,
+    '',
+    `Nothing was changed: no job, no GRANT, nothing left in ${cell(meta.config.collection.display)}.${r.version ? ` Cluster: ${cell(r.version)}.` : ''}`,
+    '',
+    '| | Check | Result |',
+    '|---|---|---|',
+  ];
+  for (const c of r.checks) {
+    const fix = c.fix ? `<br>**To change:** ${cell(c.fix)}` : '';
+    const stmts = c.statements ? `<br>${c.statements.map(codeCell).join('<br>')}` : '';
+    lines.push(`| ${MARK[c.state]} | ${cell(c.name)} | ${cell(c.detail)}${fix}${stmts} |`);
+  }
+  lines.push('');
+  if (r.statements.length > 0) {
+    lines.push(
+      '### Statements the run would send (redacted)',
+      '',
+      ...fenced('sql', r.statements.join('\n')),
+      '',
+    );
+  }
+  if (r.grants.length > 0) {
+    lines.push('### GRANTs that grant-to would run (not run)', '', ...fenced('sql', r.grants.join('\n')), '');
+  }
+  if (meta.runUrl !== undefined) lines.push(`[Workflow run](${meta.runUrl})`, '');
+  return lines.join('\n');
 }

@@ -16,25 +16,22 @@ import {
   versionAtLeast,
 } from './cluster.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
-import { buildBackupDestination, descriptionTargetsCollection, storageSettings } from './destination.js';
+import { buildBackupDestination, descriptionTargetsCollection } from './destination.js';
 import type { CaptureTime } from './job.js';
 import { findRunningBackups, resolveCaptureTime } from './job.js';
-import { readLatestFullSubdir } from './layout.js';
 import type { Plan } from './plan.js';
 import { PlanError, planBackup } from './plan.js';
 import type { Check, UserFacts } from './preflight-checks.js';
 import {
   backupPrivilegeCheck,
   cancelCheck,
-  licenceFix,
-  licensedOptions,
-  missingIamAction,
+  licenceCheck,
   readUserFacts,
-  storageCheckForm,
+  renderChecklist,
+  verifyCheck,
 } from './preflight-checks.js';
-import { readPruneFacts } from './prune.js';
+import { nodeAccessCheck, pruneCheck, runnerAccessCheck } from './preflight-storage.js';
 import type { ActionIO } from './report.js';
-import { escapeMarkdown, fenced } from './report.js';
 import type { SecretRegistry } from './secrets.js';
 import { describeError } from './secrets.js';
 import type { Statement } from './sql.js';
@@ -47,8 +44,7 @@ import {
   showBackupStatement,
   whenCompleteStatement,
 } from './sql.js';
-import type { Chain, ObjectStore } from './storage.js';
-import { listChains, planPrune, storageErrorText } from './storage.js';
+import type { ObjectStore } from './storage.js';
 import type { ClusterVersion, Config } from './types.js';
 
 export type { Check } from './preflight-checks.js';
@@ -156,7 +152,7 @@ class DryRun {
       const session = await this.connect();
       if (session) await this.clusterChecks(session);
       else this.skipClusterChecks();
-      await this.runnerAccess();
+      this.add(await runnerAccessCheck(this.ctx.config, this.ctx.openStore));
     } finally {
       await Promise.race([this.link.close(), this.ctx.clock.sleep(1000)]);
     }
@@ -243,12 +239,14 @@ class DryRun {
     await this.planCheck(session);
     this.add(backupPrivilegeCheck(config, this.facts));
     const refusal = await this.statementTimeCheck(session);
-    this.licenceCheck(v, refusal);
+    this.add(licenceCheck(config, v, this.facts, this.plan?.kind === 'incremental', refusal));
     this.waitCheck(v);
     this.add(cancelCheck(config, v, this.facts));
-    await this.verifyCheck(session);
-    await this.nodeAccess(session, v);
-    await this.pruneCheck(session);
+    this.add(verifyCheck(config, this.facts, (st) => this.show(st), this.destination.uri));
+    this.add(await nodeAccessCheck(session, v, this.destination.uri, (e) => this.describe(e)));
+    this.add(
+      await pruneCheck(session, config, this.ctx.openStore, this.plan, this.capture, (e) => this.describe(e)),
+    );
   }
 
   private show(stmt: Statement, note = ''): void {
@@ -438,48 +436,6 @@ class DryRun {
     return refusal;
   }
 
-  private licenceCheck(v: ClusterVersion, refusal: unknown): void {
-    const name = 'Licence for the BACKUP options';
-    const options = licensedOptions(this.ctx.config, this.plan?.kind === 'incremental');
-    if (!this.profileNeedsLicence(v)) {
-      this.add({ name, state: 'passed', detail: `${v.tag}: backups need no enterprise licence from 24.3.` });
-      return;
-    }
-    if (options.length === 0) {
-      this.add({ name, state: 'passed', detail: 'no option of this backup needs an enterprise licence.' });
-      return;
-    }
-    const licence = this.facts?.licence;
-    const needs = `${options.join(', ')} need(s) an enterprise licence on ${v.tag}`;
-    if (licence !== undefined && licence !== '') {
-      this.add({ name, state: 'passed', detail: `${needs}: the cluster has one.` });
-      return;
-    }
-    if (licence === '' || sqlState(refusal) === 'XXC02') {
-      this.add({
-        name,
-        state: 'failed',
-        detail: `${needs}, and the cluster has none.`,
-        fix: licenceFix(options),
-      });
-      return;
-    }
-    // This user may not read the licence (admin, MODIFYCLUSTERSETTING or VIEWCLUSTERSETTING).
-    if (refusal === undefined && !options.some((o) => o.startsWith('incremental'))) {
-      this.add({ name, state: 'passed', detail: `${needs}: the statement-time check accepted them.` });
-      return;
-    }
-    this.add({
-      name,
-      state: 'unknown',
-      detail: `${needs}; ${this.ctx.config.connection.user} may not read the licence setting (it needs VIEWCLUSTERSETTING), so whether it is there is unknown.`,
-    });
-  }
-
-  private profileNeedsLicence(v: ClusterVersion): boolean {
-    return !versionAtLeast(v, 24, 3);
-  }
-
   private waitCheck(v: ClusterVersion): void {
     const { config } = this.ctx;
     const name = 'Waiting for the job';
@@ -503,270 +459,4 @@ class DryRun {
         '  -- on abort or timeout',
       );
   }
-
-  /** SHOW BACKUPS IN runs for real: it only reads. */
-  private async verifyCheck(session: SqlSession): Promise<void> {
-    const { config } = this.ctx;
-    const mode = String(config.verify);
-    const name = `verify: ${mode}`;
-    if (mode === 'none') {
-      this.add({ name, state: 'skipped', detail: 'verify: none: nothing is checked after the job.' });
-      return;
-    }
-    const uri = this.destination!.uri;
-    const list = showBackupsStatement(uri);
-    this.show(list);
-    this.show({
-      ...showBackupStatement(uri, '<backup-path>', {
-        checkFiles: mode !== 'manifest',
-        encryptionPassphrase: config.encryptionPassphrase,
-        kmsUri: config.kmsUri,
-      }),
-    });
-    try {
-      const rows = await session.query(list, { clientTimeoutMs: 60_000 });
-      this.add({
-        name,
-        state: 'passed',
-        detail: `SHOW BACKUPS IN the collection answered (${rows.length} full backup(s) listed).`,
-      });
-    } catch (err) {
-      this.add({ name, state: 'failed', detail: `SHOW BACKUPS IN was refused: ${this.describe(err)}` });
-    }
-  }
-
-  /**
-   * Every node writes, reads and deletes a small test file at the collection: CHECK EXTERNAL
-   * CONNECTION from 25.1 (cockroach PR #138696), SHOW BACKUP CONNECTION on 22.2.7–24.3 (PR #97517).
-   */
-  private async nodeAccess(session: SqlSession, v: ClusterVersion): Promise<void> {
-    const name = 'Node access to the collection';
-    const form = storageCheckForm(v);
-    if (form === undefined) {
-      this.add({
-        name,
-        state: 'skipped',
-        detail: `${v.tag} has no storage check: node access is unchecked.`,
-      });
-      return;
-    }
-    const stmt: Statement = {
-      text: `${form === 'check' ? 'CHECK EXTERNAL CONNECTION' : 'SHOW BACKUP CONNECTION'} $1 WITH transfer = '1KiB'`,
-      params: [this.destination!.uri],
-    };
-    try {
-      const rows = await session.query(stmt, { clientTimeoutMs: 120_000 });
-      const bad = rows.filter((r) => !(r.ok === true || r.ok === 't'));
-      const nodes = new Set(rows.map((r) => String(r.node))).size;
-      if (bad.length === 0) {
-        const noDelete = rows.filter((r) => !(r.can_delete === true || r.can_delete === 't')).length;
-        this.add({
-          name,
-          state: 'passed',
-          detail: `${nodes} node(s) wrote, read and deleted 1 KiB in the collection.${noDelete ? ` ${noDelete} could not delete its test file (s3:DeleteObject).` : ''}`,
-        });
-        return;
-      }
-      const each = bad.map((r) => `node ${String(r.node)} (${String(r.locality)}): ${String(r.error)}`);
-      const actions = [...new Set(bad.map((r) => missingIamAction(String(r.error))))].join(', ');
-      this.add({
-        name,
-        state: 'failed',
-        detail: `${bad.length} of ${nodes} node(s) could not use the collection: ${each.join('; ')}`,
-        fix: `Give those nodes a route to the bucket and the credentials ${actions} on it (the bucket policy or the nodes' IAM role).`,
-      });
-    } catch (err) {
-      if (sqlState(err) === '42601') {
-        this.add({
-          name,
-          state: 'skipped',
-          detail: `${v.tag} does not parse the storage check: node access is unchecked.`,
-        });
-        return;
-      }
-      this.add({ name, state: 'failed', detail: `the storage check was refused: ${this.describe(err)}` });
-    }
-  }
-
-  private pruning(): boolean {
-    const { config } = this.ctx;
-    return config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined;
-  }
-
-  /** The runner lists and reads the collection for verify (s3://) and pruning. */
-  private async runnerAccess(): Promise<void> {
-    const { config } = this.ctx;
-    const name = "Runner's access to the collection";
-    const settings = storageSettings(config);
-    const needs = [
-      config.verify !== 'none' ? `verify: ${config.verify}` : '',
-      this.pruning() ? 'pruning' : '',
-    ]
-      .filter(Boolean)
-      .join(' and ');
-    if (!settings) {
-      this.add({ name, state: 'skipped', detail: 'an external:// collection is read by the cluster only.' });
-      return;
-    }
-    if (!needs) {
-      this.add({
-        name,
-        state: 'skipped',
-        detail: 'neither verification nor pruning reads the bucket from the runner.',
-      });
-      return;
-    }
-    const where = `s3://${settings.bucket}/${settings.prefix}`;
-    const arn = `arn:aws:s3:::${settings.bucket}`;
-    let store: ObjectStore;
-    let manifest: string | undefined;
-    try {
-      store = await this.ctx.openStore(settings);
-      let seen = 0;
-      for await (const e of store.list(settings.prefix)) {
-        if (e.key?.endsWith('/BACKUP_MANIFEST')) manifest = e.key;
-        if (manifest !== undefined || ++seen >= 1000) break;
-      }
-    } catch (err) {
-      this.add({
-        name,
-        state: 'failed',
-        detail: `the runner could not list ${where} (${needs} need it): ${storageErrorText(err)}`,
-        fix: `Allow s3:ListBucket on ${arn} (prefix ${settings.prefix || '*'}) for the runner's credentials (aws-access-key-id or the role of configure-aws-credentials).`,
-      });
-      return;
-    }
-    if (manifest === undefined) {
-      this.add({ name, state: 'passed', detail: `listed ${where}; no backup to read there yet.` });
-      return;
-    }
-    try {
-      await store.get(manifest);
-      this.add({ name, state: 'passed', detail: `listed ${where} and read ${manifest}.` });
-    } catch (err) {
-      this.add({
-        name,
-        state: 'failed',
-        detail: `the runner listed ${where} but could not read ${manifest}: ${storageErrorText(err)}`,
-        fix: `Allow s3:GetObject on ${arn}/${settings.prefix}* for the runner's credentials.`,
-      });
-    }
-  }
-
-  /** What pruning would delete after this run: the pruning plan over the chains, with this run's chain. */
-  private async pruneCheck(session: SqlSession): Promise<void> {
-    const { config } = this.ctx;
-    const name = 'Pruning';
-    const settings = storageSettings(config);
-    if (!this.pruning()) {
-      this.add({ name, state: 'skipped', detail: 'no prune-keep-last or prune-older-than.' });
-      return;
-    }
-    if (config.verify === 'none' || !settings) {
-      this.add({
-        name,
-        state: 'skipped',
-        detail: 'pruning runs only after a verified backup (verify: none).',
-      });
-      return;
-    }
-    try {
-      const facts = await readPruneFacts(session, (d) => descriptionTargetsCollection(d, config.collection));
-      const store = await this.ctx.openStore(settings);
-      const chains = await listChains(store, settings.prefix);
-      const latest = await readLatestFullSubdir(store, settings.prefix);
-      const protect = this.plan?.kind === 'incremental' ? this.plan.appendTo! : this.capture!.fullSubdir;
-      const end = new Date(Number(this.capture!.micros / 1000n));
-      const own = chains.find((c) => c.fullSubdir === protect);
-      if (own) own.newestEndTime = end;
-      else
-        chains.push({
-          fullSubdir: protect,
-          incrementals: [],
-          newestEndTime: end,
-          hasManifest: true,
-        } as Chain);
-      const busy = new Map(facts.busy);
-      const intoLatest = busy.get('LATEST');
-      busy.delete('LATEST');
-      if (intoLatest !== undefined && latest !== undefined) busy.set(latest, intoLatest);
-      const plan = planPrune(chains, {
-        keepLast: config.pruneKeepLast,
-        olderThanMs: config.pruneOlderThanMs,
-        now: facts.now,
-        protectFullSubdir: protect,
-        ...(latest !== undefined ? { latestFullSubdir: latest } : {}),
-        busy,
-      });
-      const gone = plan.remove.map((c) => `${c.fullSubdir} (${plan.reasons.get(c.fullSubdir) ?? ''})`);
-      this.add({
-        name,
-        state: 'passed',
-        detail:
-          gone.length === 0
-            ? `would delete nothing; ${plan.keep.length} chain(s) kept.`
-            : `would delete ${gone.length} chain(s): ${gone.join('; ')}; ${plan.keep.length} kept.${config.pruneDryRun ? ' (prune-dry-run: the run would only list them.)' : ''}`,
-      });
-    } catch (err) {
-      this.add({
-        name,
-        state: 'failed',
-        detail: `could not plan the pruning: ${err instanceof Error && '$metadata' in err ? storageErrorText(err) : this.describe(err)}`,
-      });
-    }
-  }
-}
-
-const MARK: Record<Check['state'], string> = {
-  passed: '✅ passed',
-  failed: '❌ failed',
-  skipped: '⏭️ skipped',
-  unknown: '❔ unknown',
-};
-
-/** Inline code that neither a backtick nor a `|` in the text can break (GitHub reads `\|` in cells). */
-function codeCell(text: string): string {
-  const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
-  const ticks = '`'.repeat(longest + 1);
-  return `${ticks} ${text.replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ')} ${ticks}`;
-}
-
-function cell(text: string): string {
-  return escapeMarkdown(text).replace(/ {2}\n/g, ' ');
-}
-
-/** The checklist: one row per check, readable in a pull request. */
-export function renderChecklist(r: DryRunResult, meta: { config: Config; runUrl?: string }): string {
-  const failed = r.checks.filter((c) => c.state === 'failed').length;
-  const head =
-    failed === 0
-      ? `all ${r.checks.length} checks passed or were skipped`
-      : `${failed} of ${r.checks.length} checks failed`;
-  const lines = [
-    `## CockroachDB backup: dry run (${head})`,
-    '',
-    `Nothing was changed: no job, no GRANT, nothing left in ${cell(meta.config.collection.display)}.${r.version ? ` Cluster: ${cell(r.version)}.` : ''}`,
-    '',
-    '| | Check | Result |',
-    '|---|---|---|',
-  ];
-  for (const c of r.checks) {
-    const fix = c.fix ? `<br>**To change:** ${cell(c.fix)}` : '';
-    const stmts = c.statements ? `<br>${c.statements.map(codeCell).join('<br>')}` : '';
-    lines.push(`| ${MARK[c.state]} | ${cell(c.name)} | ${cell(c.detail)}${fix}${stmts} |`);
-  }
-  lines.push('');
-  if (r.statements.length > 0) {
-    lines.push(
-      '### Statements the run would send (redacted)',
-      '',
-      ...fenced('sql', r.statements.join('\n')),
-      '',
-    );
-  }
-  if (r.grants.length > 0) {
-    lines.push('### GRANTs that grant-to would run (not run)', '', ...fenced('sql', r.grants.join('\n')), '');
-  }
-  if (meta.runUrl !== undefined) lines.push(`[Workflow run](${meta.runUrl})`, '');
-  return lines.join('\n');
 }
