@@ -379,7 +379,8 @@ const MARK: Record<Check['state'], string> = {
 function codeCell(text: string): string {
   const longest = Math.max(0, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
   const ticks = '`'.repeat(longest + 1);
-  return `${ticks} ${text.replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ')} ${ticks}`;
+  const pad = text.startsWith('`') || text.endsWith('`') ? ' ' : '';
+  return `${ticks}${pad}${text.replace(/\|/g, '\\|').replace(/\s*\r?\n\s*/g, ' ')}${pad}${ticks}`;
 }
 
 function cell(text: string): string {

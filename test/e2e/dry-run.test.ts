@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRunResult } from '../support/action-runner.js';
 import type { ProfileName } from '../support/cluster/index.js';
 import type { E2eEnv, Scenario } from './harness.js';
-import { BUCKET, runScenario, startE2eEnv } from './harness.js';
+import { BUCKET, runScenario, startE2eEnv, until } from './harness.js';
 
 /** What may change during a dry run: nothing but the storage check's test files, written and removed. */
 async function dryRun(env: E2eEnv, scenario: Scenario): Promise<ActionRunResult> {
@@ -18,7 +18,12 @@ async function dryRun(env: E2eEnv, scenario: Scenario): Promise<ActionRunResult>
   const from = env.s3.requests.length;
   const r = await runScenario(env, { ...scenario, inputs: { ...scenario.inputs, 'dry-run': 'true' } });
   expect(env.cluster.jobs(), 'no job is created or left').toHaveLength(jobs);
-  expect(env.s3.listKeys(BUCKET), 'the bucket holds what it held').toEqual(keys);
+  const after = env.s3.listKeys(BUCKET);
+  expect(
+    after.filter((k) => !keys.includes(k)),
+    'the bucket holds what it held',
+  ).toEqual([]);
+  expect(after).toEqual(keys);
   const writes = env.s3.requests
     .slice(from)
     .filter((q) => ['PutObject', 'DeleteObject', 'DeleteObjects', 'CreateBucket'].includes(q.op));
@@ -70,6 +75,18 @@ describe.each(PROFILES)('dry run on %s', (profile) => {
             ...(profile === '23.2' ? ['CONTROLJOB'] : []),
           ],
           roleOptions,
+        },
+        {
+          name: 'no_backup',
+          password: 'n0-backup-pass',
+          systemPrivileges: ['EXTERNALIOIMPLICITACCESS', ...(profile === '23.2' ? ['CONTROLJOB'] : [])],
+          roleOptions,
+        },
+        {
+          name: 'no_cancel',
+          password: 'n0-cancel-pass',
+          systemPrivileges: ['BACKUP', 'EXTERNALIOIMPLICITACCESS'],
+          roleOptions: ['VIEWCLUSTERSETTING'],
         },
         { name: 'nobody', password: 'n0-body-pass' },
       ],
@@ -123,5 +140,198 @@ describe.each(PROFILES)('dry run on %s', (profile) => {
     expect(r.summary).toContain('AWS_SECRET_ACCESS_KEY=redacted');
     const syntax = profile === '25.2' ? 'CHECK EXTERNAL CONNECTION' : 'SHOW BACKUP CONNECTION';
     expect(env.cluster.statementLog.some((e) => e.sql.startsWith(syntax))).toBe(true);
+  });
+
+  /** The names of the failed rows. */
+  function failedRows(r: ActionRunResult): string[] {
+    return r.summary
+      .split('\n')
+      .filter((l) => l.startsWith('| ❌ failed | '))
+      .map((l) => l.split(' | ')[1]!);
+  }
+
+  function expectFailed(r: ActionRunResult, rows: string[]): void {
+    expect(r.code).toBe(1);
+    expect(r.outputs.status).toBe('error');
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toContain(`Dry run: ${rows.length} of `);
+    expect(failedRows(r).sort()).toEqual([...rows].sort());
+  }
+
+  it('missing BACKUP privilege: the GRANT to run', async () => {
+    const r = await dryRun(env, {
+      inputs: env.inputs({ 'connection-string': env.cluster.url('no_backup'), collection: env.collection() }),
+    });
+    expectFailed(r, [
+      'BACKUP privileges of no\\_backup',
+      'BACKUP at statement time (in a transaction rolled back)',
+    ]);
+    expect(row(r.summary, 'BACKUP privileges of no')).toContain('`GRANT SYSTEM BACKUP TO "no_backup";`');
+    expect(row(r.summary, 'BACKUP at statement time')).toContain('BACKUP system privilege');
+  });
+
+  it('missing CONTROLJOB where a cancel may be needed (owners may cancel from 25.1)', async () => {
+    const inputs = env.inputs({
+      'connection-string': env.cluster.url('no_cancel'),
+      collection: env.collection(),
+    });
+    const r = await dryRun(env, { inputs });
+    const name = 'CANCEL JOB (cancel-on-abort, on-timeout: cancel)';
+    if (profile === '25.2') {
+      expect(r.code).toBe(0);
+      expect(row(r.summary, name)).toMatch(/^\| ✅ passed \|.*owners may cancel their own jobs/);
+    } else {
+      expectFailed(r, [name]);
+      expect(row(r.summary, name)).toContain(
+        profile === '22.2'
+          ? '`ALTER ROLE "no_cancel" WITH CONTROLJOB;`'
+          : '`GRANT SYSTEM CONTROLJOB TO "no_cancel";`',
+      );
+      expect(row(r.summary, name)).toContain('set cancel-on-abort: false and on-timeout: leave');
+    }
+    // No cancel, no CONTROLJOB needed.
+    const off = await dryRun(env, {
+      inputs: { ...inputs, 'cancel-on-abort': 'false', 'on-timeout': 'leave' },
+    });
+    expect(off.code).toBe(0);
+    expect(row(off.summary, name)).toMatch(/^\| ⏭️ skipped \|/);
+  });
+
+  it('licence refusal before 24.3: the input to change', async () => {
+    env.cluster.engine.setLicense(false);
+    try {
+      const r = await dryRun(env, { inputs: env.inputs({ collection: env.collection() }) });
+      if (profile === '25.2') {
+        expect(r.code).toBe(0);
+        expect(row(r.summary, 'Licence for the BACKUP options')).toContain(
+          'need no enterprise licence from 24.3',
+        );
+        return;
+      }
+      expectFailed(r, [
+        'Licence for the BACKUP options',
+        'BACKUP at statement time (in a transaction rolled back)',
+      ]);
+      expect(row(r.summary, 'Licence for the BACKUP options')).toContain('set revision-history: false');
+      expect(row(r.summary, 'BACKUP at statement time')).toContain('requires an enterprise license');
+      // A user who may not read the licence: the statement-time refusal (XXC02) still tells.
+      const nonAdmin = await dryRun(env, {
+        inputs: env.inputs({
+          'connection-string': env.cluster.url('no_cancel'),
+          collection: env.collection(),
+          'cancel-on-abort': 'false',
+          'on-timeout': 'leave',
+        }),
+      });
+      expect(failedRows(nonAdmin)).toContain('Licence for the BACKUP options');
+    } finally {
+      env.cluster.engine.setLicense(true);
+    }
+  });
+
+  it('a node that cannot write: named with its locality and the IAM action', async () => {
+    const nodes = env.cluster.engine.more.externalCheck.nodeList.map((n) => ({ ...n }));
+    env.cluster.engine.more.externalCheck.setUnreachable(2);
+    try {
+      const r = await dryRun(env, { inputs: env.inputs({ collection: env.collection() }) });
+      expectFailed(r, ['Node access to the collection']);
+      const line = row(r.summary, 'Node access to the collection');
+      expect(line).toContain(
+        '1 of 3 node(s) could not use the collection: node 2 (region=us-east1,zone=us-east1-c)',
+      );
+      expect(line).toContain('s3:PutObject');
+    } finally {
+      env.cluster.engine.more.externalCheck.setNodes(nodes);
+    }
+  });
+
+  it('a runner without list rights: the IAM action missing', async () => {
+    const collection = env.collection();
+    const path = collection.replace(`s3://${BUCKET}/`, '');
+    const clear = env.s3.inject({
+      op: 'ListObjectsV2',
+      keyPrefix: `${path}/`,
+      status: 403,
+      code: 'AccessDenied',
+      message: 'Access Denied',
+    });
+    try {
+      const r = await dryRun(env, { inputs: env.inputs({ collection }) });
+      expectFailed(r, ["Runner's access to the collection"]);
+      expect(row(r.summary, "Runner's access")).toContain(`s3:ListBucket on arn:aws:s3:::${BUCKET}`);
+      expect(row(r.summary, "Runner's access")).toContain('AccessDenied');
+    } finally {
+      clear();
+    }
+  });
+
+  it('nothing to extend: incremental onto an empty collection', async () => {
+    const r = await dryRun(env, {
+      inputs: env.inputs({ collection: env.collection(), 'backup-type': 'incremental' }),
+    });
+    expectFailed(r, ['backup-type: incremental']);
+    expect(row(r.summary, 'backup-type: incremental')).toContain('holds no full backup to append to');
+    expect(row(r.summary, 'backup-type: incremental')).toContain('Run once with backup-type: full');
+  });
+
+  it('if-running: fail with a running job: the run would stop now', async () => {
+    const collection = env.collection();
+    env.cluster.engine.setJobDuration(60_000);
+    let jobId: string | undefined;
+    try {
+      const started = await runScenario(env, { inputs: env.inputs({ collection, wait: 'false' }) });
+      jobId = started.outputs['job-id'];
+      expect(jobId).toBeDefined();
+      // Once it has taken its lock, paused, it writes nothing more while the dry run looks; it is still unfinished.
+      const path = collection.replace(`s3://${BUCKET}/`, '');
+      await until(
+        () => env.s3.listKeys(BUCKET, path).some((k) => k.includes('BACKUP-LOCK')),
+        10_000,
+        'the lock',
+      );
+      env.cluster.engine.pauseJob(jobId!);
+      const r = await dryRun(env, { inputs: env.inputs({ collection, 'if-running': 'fail' }) });
+      expectFailed(r, ['if-running: fail']);
+      expect(row(r.summary, 'if-running: fail')).toContain(`backup job(s) ${jobId} (paused)`);
+      // attach or start would go on: not a failure.
+      const attach = await dryRun(env, { inputs: env.inputs({ collection, 'if-running': 'attach' }) });
+      expect(attach.code).toBe(0);
+    } finally {
+      env.cluster.engine.setJobDuration(200);
+      if (jobId) env.cluster.engine.failJob(jobId, 'test over');
+    }
+  });
+
+  it('several failures at once: every one is reported', async () => {
+    const nodes = env.cluster.engine.more.externalCheck.nodeList.map((n) => ({ ...n }));
+    env.cluster.engine.more.externalCheck.setUnreachable(3);
+    try {
+      const r = await dryRun(env, {
+        inputs: env.inputs({
+          'connection-string': env.cluster.url('nobody'),
+          collection: env.collection(),
+          'backup-type': 'incremental',
+          databases: 'shop',
+        }),
+      });
+      const failed = failedRows(r);
+      for (const name of [
+        'BACKUP privileges of nobody',
+        'backup-type: incremental',
+        'Node access to the collection',
+      ])
+        expect(failed).toContain(name);
+      if (profile !== '25.2') expect(failed).toContain('CANCEL JOB (cancel-on-abort, on-timeout: cancel)');
+      expect(r.errors).toHaveLength(1);
+      for (const name of failed) expect(r.errors[0]).toContain(name.replace(/\\/g, ''));
+      expect(row(r.summary, 'BACKUP privileges of nobody')).toContain(
+        '`GRANT BACKUP ON DATABASE "shop" TO "nobody";`',
+      );
+      expect(row(r.summary, 'BACKUP privileges of nobody')).toContain(
+        '`GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO "nobody";`',
+      );
+    } finally {
+      env.cluster.engine.more.externalCheck.setNodes(nodes);
+    }
   });
 });
