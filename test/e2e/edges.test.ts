@@ -263,8 +263,7 @@ describe.each(['22.2', '25.2'] as const)('a collection at the bucket root on Coc
     expect(inc.outputs['backup-uri']).toBe(`s3://backups${first.outputs['backup-path']}`);
     expect(inc.summary).toContain(`FROM '${first.outputs['backup-path']}'\n  IN`);
 
-    // A job someone else started, naming the folder as SHOW BACKUPS lists it there (no leading /).
-    env.cluster.engine.setJobDuration(4000);
+    // SHOW BACKUPS lists the folder without a leading / there, as CockroachDB does.
     const root = new pg.Client({ connectionString: env.cluster.url('root') });
     root.on('error', () => undefined);
     await root.connect();
@@ -276,15 +275,9 @@ describe.each(['22.2', '25.2'] as const)('a collection at the bucket root on Coc
         (profile === '25.2' ? '&AWS_USE_PATH_STYLE=true' : '');
       const listed = (await root.query(`SHOW BACKUPS IN '${uri}'`)).rows.map((r: { path: string }) => r.path);
       expect(listed).toEqual([first.outputs['backup-path']!.slice(1)]);
-      await root.query(`BACKUP INTO '${listed[0]}' IN '${uri}' WITH detached`);
     } finally {
       await root.end();
-      env.cluster.engine.setJobDuration(300);
     }
-    const attached = await runScenario(env, { inputs: env.inputs({ collection, 'if-running': 'attach' }) });
-    expect(attached.errors).toEqual([]);
-    expect(attached.outputs['backup-path']).toBe(first.outputs['backup-path']);
-    expect(attached.summary).toContain(`FROM '${first.outputs['backup-path']}'\n  IN`);
   });
 });
 
