@@ -48,6 +48,7 @@ const DEFAULT_SESSION_MS = 3_600_000;
 const SECRET_INPUTS = [
   'connection-string',
   'grant-connection-string',
+  'verify-connection-string',
   'aws-secret-access-key',
   'aws-session-token',
   'encryption-passphrase',
@@ -85,7 +86,15 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   const grantConnection = grantRaw
     ? parseConnectionString(grantRaw, 'grant-connection-string', tls, true)!
     : connection;
-  for (const c of grantRaw ? [connection, grantConnection] : [connection])
+  const verifyRaw = read('verify-connection-string');
+  const verifyConnection = verifyRaw
+    ? parseConnectionString(verifyRaw, 'verify-connection-string', tls, true)!
+    : connection;
+  for (const c of [
+    connection,
+    ...(grantRaw ? [grantConnection] : []),
+    ...(verifyRaw ? [verifyConnection] : []),
+  ])
     warnings.push(...transportWarnings(c));
 
   const s3Auth = oneOf<S3Auth>(read('s3-auth') || 'specified', 's3-auth', ['specified', 'implicit']);
@@ -115,7 +124,18 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
       'encryption-passphrase and kms-uri cannot both be set: choose one way to encrypt the backup.',
     );
   }
-  const verify = oneOf<VerifyMode>(read('verify') || 'manifest', 'verify', ['none', 'manifest', 'files']);
+  const verify = oneOf<VerifyMode>(read('verify') || 'manifest', 'verify', [
+    'none',
+    'manifest',
+    'files',
+    'restore',
+  ]);
+  if (verifyRaw !== '' && verify !== 'restore') {
+    throw new InputError(
+      'verify-connection-string',
+      `names the cluster of the restore check, which runs only with verify: restore, and verify is ${verify}. Set verify: restore, or remove verify-connection-string.`,
+    );
+  }
   const pruneKeepLast = parsePositiveInt(read('prune-keep-last'), 'prune-keep-last');
   const pruneOlderThanMs = parseDurationInput(read('prune-older-than'), 'prune-older-than', {
     minMs: 60_000,
@@ -123,7 +143,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   if ((pruneKeepLast !== undefined || pruneOlderThanMs !== undefined) && verify === 'none') {
     throw new InputError(
       pruneKeepLast !== undefined ? 'prune-keep-last' : 'prune-older-than',
-      'pruning deletes old backups only after the new one is verified, and verify is none. Set verify to manifest or files, or remove the prune inputs.',
+      'pruning deletes old backups only after the new one is verified, and verify is none. Set verify to manifest, files or restore, or remove the prune inputs.',
     );
   }
   if (s3Auth === 'specified' && !external) {
@@ -194,6 +214,8 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
       'fail',
     ]),
     verify,
+    verifyConnection,
+    verifyConnectionGiven: verifyRaw !== '',
     ...(pruneKeepLast !== undefined ? { pruneKeepLast } : {}),
     ...(pruneOlderThanMs !== undefined ? { pruneOlderThanMs } : {}),
     pruneDryRun: parseBoolean(read('prune-dry-run'), 'prune-dry-run', false),

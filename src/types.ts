@@ -2,7 +2,7 @@
 
 export type BackupType = 'full' | 'incremental' | 'auto';
 export type IfRunning = 'start' | 'attach' | 'wait' | 'fail';
-export type VerifyMode = 'none' | 'manifest' | 'files';
+export type VerifyMode = 'none' | 'manifest' | 'files' | 'restore';
 export type OnTimeout = 'cancel' | 'leave';
 export type PathStyle = 'auto' | 'true' | 'false';
 export type S3Auth = 'specified' | 'implicit';
@@ -97,6 +97,9 @@ export interface Config {
   readonly cancelOnAbort: boolean;
   readonly ifRunning: IfRunning;
   readonly verify: VerifyMode;
+  /** The cluster that runs the restore check (`verify: restore`). Same as `connection` when not given. */
+  readonly verifyConnection: ConnectionConfig;
+  readonly verifyConnectionGiven: boolean;
   readonly pruneKeepLast?: number;
   readonly pruneOlderThanMs?: number;
   readonly pruneDryRun: boolean;

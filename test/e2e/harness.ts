@@ -59,6 +59,7 @@ export async function startE2eEnv(opts: Partial<TestClusterOptions> = {}): Promi
 const SECRET_INPUTS = [
   'connection-string',
   'grant-connection-string',
+  'verify-connection-string',
   'aws-secret-access-key',
   'aws-session-token',
   'encryption-passphrase',
