@@ -52,6 +52,7 @@ import {
   backupStatement,
   grantStatements,
   quoteIdent,
+  restoreGrantStatements,
   showBackupsStatement,
   showBackupStatement,
 } from './sql.js';
@@ -62,6 +63,7 @@ import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
 import { readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
+import { restoreCheckRunner } from './restore-check.js';
 import type { ClusterVersion, Config } from './types.js';
 
 export interface Deps {
@@ -274,6 +276,9 @@ class Step {
   private runDeadline: number | undefined;
   private abortHandling: Promise<StepFailure> | undefined;
   private store: Promise<ObjectStore> | undefined;
+  /** When the wait for the backup job began: the restore check's time counts against `timeout` too. */
+  private waitStartedAt: number | undefined;
+  private verifyLinkValue: ClusterLink | undefined;
   /** What the cluster link, the submission and the wait log through: scrubbed like every other line. */
   private readonly logger: LinkLogger = { info: (m) => this.log(m), warning: (m) => this.warn(m) };
 
@@ -290,6 +295,16 @@ class Step {
     report.outputs['collection-path'] = config.collection.display;
     if (config.encryptionPassphrase !== undefined) report.encrypted = 'passphrase';
     if (config.kmsUri !== undefined) report.encrypted = 'kms';
+  }
+
+  /** The restore check's cluster: a second connection when verify-connection-string is given. */
+  private verifyLink(): ClusterLink {
+    if (!this.config.verifyConnectionGiven) return this.link;
+    if (this.verifyLinkValue === undefined) {
+      this.verifyLinkValue = this.newLink(this.config.verifyConnection);
+      this.extraLinks.push(this.verifyLinkValue);
+    }
+    return this.verifyLinkValue;
   }
 
   private newLink(connection: Config['connection']): ClusterLink {
@@ -465,7 +480,17 @@ class Step {
     });
     const link = config.grantConnectionGiven ? this.newLink(config.grantConnection) : this.link;
     if (link !== this.link) this.extraLinks.push(link);
-    for (const stmt of statements) {
+    const work = statements.map((stmt) => ({ stmt, link }));
+    if (config.verify === 'restore') {
+      // On the verifying cluster (its own connection must then be an admin's).
+      const verifier = config.verifyConnectionGiven ? this.verifyLink() : link;
+      for (const stmt of restoreGrantStatements(config.grantTo!, {
+        implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
+        controlJob,
+      }))
+        work.push({ stmt, link: verifier });
+    }
+    for (const { stmt, link } of work) {
       try {
         await link.withReconnect('granting privileges', (s) => s.query(stmt), {
           budgetMs: 30_000,
@@ -753,6 +778,7 @@ class Step {
   }
 
   private async waitForJob(): Promise<WaitOutcome> {
+    this.waitStartedAt = this.deps.clock.now();
     return waitForJob(this.waitContext(this.jobId!));
   }
 
@@ -981,6 +1007,26 @@ class Step {
           encryptionPassphrase: this.config.encryptionPassphrase,
           kmsUri: this.config.kmsUri,
         }),
+      ...(this.config.verify === 'restore' && capture
+        ? {
+            restoreCheck: restoreCheckRunner({
+              config: this.config,
+              deps: this.deps,
+              timings: this.timings,
+              names: this.names,
+              secrets: this.secrets,
+              capture,
+              sourceLink: this.link,
+              sourceVersion: this.version!,
+              verifyLink: this.verifyLink(),
+              uri: this.destination!.uri,
+              fullSubdir: this.report.outputs['backup-path']!,
+              waitContext: (jobId) => this.waitContext(jobId),
+              waitStartedAt: this.waitStartedAt ?? this.deps.clock.now(),
+              log: (m) => this.log(m),
+            }),
+          }
+        : {}),
     });
     const o = this.report.outputs;
     o.verified = result.verified;

@@ -21,6 +21,7 @@ import { parseClusterTime } from './job.js';
 import { realDeps } from './runtime.js';
 import { lookUpSubmission } from './submit.js';
 import type { Config } from './types.js';
+import { postRestoreCheck } from './restore-cleanup.js';
 
 /**
  * `job-owned` values the post step acts on: `true` (created by the main step),
@@ -34,6 +35,7 @@ const UNCERTAIN = 'uncertain';
 
 export async function runPost(deps: Deps = realDeps()): Promise<number> {
   const { io } = deps;
+  await postRestoreCheck(deps);
   const ownership0 = io.getState(STATE.owned);
   if (io.getState(STATE.done) === 'true' && ownership0 !== CANCEL_PENDING && ownership0 !== UNCERTAIN) {
     io.debug('The main step finished; the post step has nothing to do.');

@@ -190,3 +190,79 @@ function checkJobId(jobId: string): string {
     throw new Error(`internal: job id ${JSON.stringify(jobId)} is not an integer`);
   return jobId;
 }
+
+/**
+ * The restore check (DESIGN.md "Restore check"): the schema restored into a scratch database and
+ * every row read back and checksummed, not written (`schema_only, verify_backup_table_data`;
+ * CockroachDB docs "Backup Validation", 22.2+). `scratch` is a name this action made and
+ * validated; the collection, the subdirectory and the key travel as bind parameters.
+ */
+export function restoreCheckStatement(
+  uri: string,
+  o: {
+    database: string;
+    fullSubdir: string;
+    asOf: string;
+    scratch: string;
+    encryptionPassphrase?: string;
+    kmsUri?: string;
+  },
+): Statement {
+  const params: string[] = [uri, o.fullSubdir];
+  const options = [
+    'schema_only',
+    'verify_backup_table_data',
+    `new_db_name = ${scratchLiteral(o.scratch)}`,
+    'detached',
+  ];
+  if (o.encryptionPassphrase !== undefined) {
+    params.push(o.encryptionPassphrase);
+    options.push(`encryption_passphrase = $${params.length}`);
+  }
+  if (o.kmsUri !== undefined) {
+    params.push(o.kmsUri);
+    options.push(`kms = $${params.length}`);
+  }
+  return {
+    text: `RESTORE DATABASE ${quoteIdent(o.database)} FROM $2 IN $1 AS OF SYSTEM TIME ${aostLiteral(o.asOf)} WITH ${options.join(', ')}`,
+    params,
+  };
+}
+
+const SCRATCH_NAME = /^crdb_backup_verify_[a-z0-9_]{1,40}$/;
+
+/** A scratch database name as a string literal, only for names this action made. */
+function scratchLiteral(name: string): string {
+  if (!SCRATCH_NAME.test(name)) throw new Error(`internal: ${JSON.stringify(name)} is not a scratch name`);
+  return `'${name}'`;
+}
+
+/** Whether a database exists (the same on every version 22.2–25.x). */
+export function databaseExistsStatement(name: string): Statement {
+  return { text: 'SELECT datname FROM pg_database WHERE datname = $1', params: [name] };
+}
+
+/** Only ever for a scratch database this run created. */
+export function dropScratchStatement(name: string): Statement {
+  if (!SCRATCH_NAME.test(name)) throw new Error(`internal: ${JSON.stringify(name)} is not a scratch name`);
+  return { text: `DROP DATABASE ${quoteIdent(name)} CASCADE`, params: [] };
+}
+
+/**
+ * What the restore check needs on the verifying cluster: the RESTORE system privilege (22.2+;
+ * restore.md "Required privileges": CREATEDB is the deprecated alternative). The restoring user
+ * owns the restored database, so dropping it needs nothing more.
+ */
+export function restoreGrantStatements(
+  role: string,
+  need: { implicitAccess: boolean; controlJob: 'none' | 'role-option' | 'system' },
+): Statement[] {
+  const grantee = quoteIdent(role);
+  const out: Statement[] = [{ text: `GRANT SYSTEM RESTORE TO ${grantee}`, params: [] }];
+  if (need.implicitAccess)
+    out.push({ text: `GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${grantee}`, params: [] });
+  if (need.controlJob === 'system') out.push({ text: `GRANT SYSTEM CONTROLJOB TO ${grantee}`, params: [] });
+  if (need.controlJob === 'role-option')
+    out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
+  return out;
+}

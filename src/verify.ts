@@ -14,6 +14,7 @@ import { errorLine } from './secrets.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
 import { readLatestFullSubdir } from './layout.js';
+import type { RestoreCheckOutcome } from './restore-check.js';
 import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
 import {
   executePrune,
@@ -38,6 +39,8 @@ export interface VerifyInput {
   reconnectBudgetMs: number;
   log: (message: string) => void;
   showBackup: (subdir: string, checkFiles: boolean) => Statement;
+  /** `verify: restore`: the restore check (restore-check.ts), run after the other checks passed. */
+  restoreCheck?: () => Promise<RestoreCheckOutcome>;
 }
 
 export interface VerifyOutcome {
@@ -75,7 +78,12 @@ export async function verifyBackup(v: VerifyInput): Promise<VerifyOutcome> {
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   const aborted = errors.find((e) => e instanceof AbortedError);
   if (aborted !== undefined) throw aborted;
-  if (errors.length === 0) return out;
+  if (errors.length === 0) {
+    if (v.config.verify !== 'restore' || v.restoreCheck === undefined) return out;
+    const restored = await v.restoreCheck();
+    checks.push(...restored.checks);
+    return restored.ok ? out : { ...out, verified: 'false', checks, problem: restored.problem };
+  }
   const problems = errors.map((e) =>
     e instanceof VerifyProblem ? e.message : `verification could not run: ${failureText(e)}`,
   );
@@ -118,7 +126,7 @@ async function verifyWithSql(v: VerifyInput, checks: string[]): Promise<void> {
     }
     checks.push(`incremental layer listed by SHOW BACKUP FROM ${v.fullSubdir}`);
   }
-  if (v.config.verify === 'files') {
+  if (v.config.verify === 'files' || v.config.verify === 'restore') {
     try {
       await query(v, v.showBackup(v.fullSubdir, true));
     } catch (err) {
