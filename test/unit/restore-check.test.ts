@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseClusterVersion } from '../../src/cluster.js';
 import { readConfig } from '../../src/inputs.js';
-import { cleanUpRestoreChecks, restoreVersionRefusal, scratchName } from '../../src/restore-check.js';
+import { restoreVersionRefusal, scratchName } from '../../src/restore-check.js';
+import { cleanUpRestoreChecks } from '../../src/restore-cleanup.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import type { SqlSession } from '../../src/cluster.js';
 import { dropScratchStatement, restoreCheckStatement, restoreGrantStatements } from '../../src/sql.js';
