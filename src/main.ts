@@ -63,7 +63,8 @@ import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
 import { readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
-import { restoreCheckRunner } from './restore-check.js';
+import type { RestoreCheckOutcome } from './restore-check.js';
+import { runRestoreCheckFor } from './restore-check.js';
 import type { ClusterVersion, Config } from './types.js';
 
 export interface Deps {
@@ -190,6 +191,20 @@ export async function run(
   }
 }
 
+/** The promise's outcome if it settles by `deadline` (Date.now() time), else undefined. */
+async function settleWithin<T>(p: Promise<T> | undefined, deadline: number): Promise<T | undefined> {
+  if (p === undefined) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The promise's outcome, or AbortedError as soon as the signal aborts (the promise is then left behind). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   p.catch(() => undefined);
@@ -276,8 +291,8 @@ class Step {
   private runDeadline: number | undefined;
   private abortHandling: Promise<StepFailure> | undefined;
   private store: Promise<ObjectStore> | undefined;
-  /** When the wait for the backup job began: the restore check's time counts against `timeout` too. */
-  private waitStartedAt: number | undefined;
+  /** The restore check under way (verify: restore): an abort waits for its clean-up. */
+  private restoreRun: Promise<RestoreCheckOutcome> | undefined;
   private verifyLinkValue: ClusterLink | undefined;
   /** What the cluster link, the submission and the wait log through: scrubbed like every other line. */
   private readonly logger: LinkLogger = { info: (m) => this.log(m), warning: (m) => this.warn(m) };
@@ -778,7 +793,6 @@ class Step {
   }
 
   private async waitForJob(): Promise<WaitOutcome> {
-    this.waitStartedAt = this.deps.clock.now();
     return waitForJob(this.waitContext(this.jobId!));
   }
 
@@ -840,11 +854,19 @@ class Step {
   private async handleAbort(startedAt: number): Promise<StepFailure> {
     const o = this.report.outputs;
     if (this.jobEnded) {
+      // A restore check cancels its job and drops its scratch databases first (within the budget).
+      const restore = await settleWithin(this.restoreRun, startedAt + ABORT_BUDGET_MS);
+      if (restore?.problem !== undefined) this.report.verifyChecks.push(...restore.checks);
       // The job's final status stands; a verification that did not finish is not a pass.
-      if (o.verified !== 'true') o.verified = 'false';
-      const what = o.verified === 'true' ? 'while pruning' : 'before verification finished';
+      if (o.verified !== 'true' || restore !== undefined) o.verified = 'false';
+      const what =
+        restore !== undefined
+          ? 'during the restore check'
+          : o.verified === 'true'
+            ? 'while pruning'
+            : 'before verification finished';
       return new StepFailure(
-        `The workflow run was cancelled ${what}; backup job ${this.jobId} had ended with status ${o.status}.`,
+        `The workflow run was cancelled ${what}; backup job ${this.jobId} had ended with status ${o.status}.${restore?.problem !== undefined ? ` ${restore.problem}` : ''}`,
         'aborted',
       );
     }
@@ -1009,22 +1031,22 @@ class Step {
         }),
       ...(this.config.verify === 'restore' && capture
         ? {
-            restoreCheck: restoreCheckRunner({
-              config: this.config,
-              deps: this.deps,
-              timings: this.timings,
-              names: this.names,
-              secrets: this.secrets,
-              capture,
-              sourceLink: this.link,
-              sourceVersion: this.version!,
-              verifyLink: this.verifyLink(),
-              uri: this.destination!.uri,
-              fullSubdir: this.report.outputs['backup-path']!,
-              waitContext: (jobId) => this.waitContext(jobId),
-              waitStartedAt: this.waitStartedAt ?? this.deps.clock.now(),
-              log: (m) => this.log(m),
-            }),
+            restoreCheck: () =>
+              (this.restoreRun = runRestoreCheckFor({
+                config: this.config,
+                deps: this.deps,
+                timings: this.timings,
+                names: this.names,
+                secrets: this.secrets,
+                capture,
+                sourceLink: this.link,
+                sourceVersion: this.version!,
+                verifyLink: this.verifyLink(),
+                uri: this.destination!.uri,
+                fullSubdir: this.report.outputs['backup-path']!,
+                waitContext: (jobId) => this.waitContext(jobId),
+                log: (m) => this.log(m),
+              })),
           }
         : {}),
     });

@@ -30,12 +30,10 @@ export interface RestoreCheckDeps {
   capture: CaptureTime;
   showBackup: (subdir: string) => Statement;
   runId: string;
-  /** Waits for a job on the verifying cluster as for the backup; `timeoutMs` is what is left of `timeout`. */
-  wait: (jobId: string, version: ClusterVersion, timeoutMs: number | undefined) => Promise<WaitOutcome>;
+  /** Waits for a job on the verifying cluster as for the backup, within what is left of `timeout`. */
+  wait: (jobId: string, version: ClusterVersion) => Promise<WaitOutcome>;
   /** CANCEL JOB on the verifying cluster, on a connection that is not busy. */
   cancel: (jobId: string) => Promise<CancelResult>;
-  /** What is left of `timeout` (undefined: no timeout). */
-  remainingMs: () => number | undefined;
   saveState: (name: string, value: string) => void;
   now: () => number;
   signal: AbortSignal;
@@ -109,7 +107,7 @@ export async function runRestoreCheck(d: RestoreCheckDeps): Promise<RestoreCheck
       r.jobId = jobId;
       save();
       d.log(`Restore job ${jobId} checks ${database} into the scratch database ${scratch}.`);
-      const outcome = await d.wait(jobId, verifyVersion, d.remainingMs());
+      const outcome = await d.wait(jobId, verifyVersion);
       r.seconds = (d.now() - started) / 1000;
       if (outcome.kind === 'aborted') throw new AbortedError();
       if (outcome.kind === 'timeout')
@@ -353,62 +351,56 @@ export interface RunnerParts {
   uri: string;
   fullSubdir: string;
   /** The backup's wait context: the restore jobs are waited for with the same code and settings. */
+  /** Its `timeoutMs` is what is left of `timeout`, which runs from the first statement. */
   waitContext: (jobId: string) => WaitContext;
-  waitStartedAt: number;
   log: (message: string) => void;
 }
 
-export function restoreCheckRunner(p: RunnerParts): () => Promise<RestoreCheckOutcome> {
+export function runRestoreCheckFor(p: RunnerParts): Promise<RestoreCheckOutcome> {
   const { config, deps } = p;
   const connections = config.verifyConnectionGiven
     ? [config.verifyConnection]
     : config.grantConnectionGiven
       ? [config.connection, config.grantConnection]
       : [config.connection];
-  return () =>
-    runRestoreCheck({
-      config,
-      sourceLink: p.sourceLink,
-      sourceVersion: p.sourceVersion,
-      verifyLink: p.verifyLink,
-      uri: p.uri,
-      fullSubdir: p.fullSubdir,
-      capture: p.capture,
-      showBackup: (subdir) =>
-        showBackupStatement(p.uri, subdir, {
-          checkFiles: false,
-          ...(config.encryptionPassphrase !== undefined
-            ? { encryptionPassphrase: config.encryptionPassphrase }
-            : {}),
-          ...(config.kmsUri !== undefined ? { kmsUri: config.kmsUri } : {}),
-        }),
-      runId: deps.env.GITHUB_RUN_ID ?? `local${Math.floor((deps.random ?? Math.random)() * 1e9)}`,
-      wait: (jobId, version, timeoutMs) => {
-        const base = p.waitContext(jobId);
-        const ctx: WaitContext = { ...base, link: p.verifyLink, useWhenComplete: waitsWhenComplete(version) };
-        if (timeoutMs !== undefined) ctx.timeoutMs = timeoutMs;
-        else delete ctx.timeoutMs;
-        return waitForJob(ctx);
-      },
-      cancel: (jobId) =>
-        cancelWithFallback({
-          connector: deps.connector,
-          jobId,
-          connections,
-          applicationName: () => p.names.next(),
-          connectTimeoutMs: Math.min(p.timings.connectTimeoutMs, p.timings.cancelTimeoutMs),
-          timeoutMs: p.timings.cancelTimeoutMs,
-          log: p.log,
-          describe: (err) => describeError(err, p.secrets),
-        }),
-      remainingMs: () =>
-        config.timeoutMs === undefined
-          ? undefined
-          : Math.max(1, p.waitStartedAt + config.timeoutMs - deps.clock.now()),
-      saveState: (name, value) => deps.io.saveState(name, value),
-      now: () => deps.clock.now(),
-      signal: deps.signal,
-      reconnectBudgetMs: p.timings.reconnectBudgetMs,
-      log: p.log,
-    });
+  return runRestoreCheck({
+    config,
+    sourceLink: p.sourceLink,
+    sourceVersion: p.sourceVersion,
+    verifyLink: p.verifyLink,
+    uri: p.uri,
+    fullSubdir: p.fullSubdir,
+    capture: p.capture,
+    showBackup: (subdir) =>
+      showBackupStatement(p.uri, subdir, {
+        checkFiles: false,
+        ...(config.encryptionPassphrase !== undefined
+          ? { encryptionPassphrase: config.encryptionPassphrase }
+          : {}),
+        ...(config.kmsUri !== undefined ? { kmsUri: config.kmsUri } : {}),
+      }),
+    runId: deps.env.GITHUB_RUN_ID ?? `local${Math.floor((deps.random ?? Math.random)() * 1e9)}`,
+    wait: (jobId, version) =>
+      waitForJob({
+        ...p.waitContext(jobId),
+        link: p.verifyLink,
+        useWhenComplete: waitsWhenComplete(version),
+      }),
+    cancel: (jobId) =>
+      cancelWithFallback({
+        connector: deps.connector,
+        jobId,
+        connections,
+        applicationName: () => p.names.next(),
+        connectTimeoutMs: Math.min(p.timings.connectTimeoutMs, p.timings.cancelTimeoutMs),
+        timeoutMs: p.timings.cancelTimeoutMs,
+        log: p.log,
+        describe: (err) => describeError(err, p.secrets),
+      }),
+    saveState: (name, value) => deps.io.saveState(name, value),
+    now: () => deps.clock.now(),
+    signal: deps.signal,
+    reconnectBudgetMs: p.timings.reconnectBudgetMs,
+    log: p.log,
+  });
 }
