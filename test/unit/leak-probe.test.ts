@@ -63,6 +63,16 @@ describe('leak probe', () => {
     expect(findLeaks(result({ stdout, summary: '***' }), [SECRET])).toEqual([]);
   });
 
+  it('flags a secret of the inputs that the runner was never told to mask, once masks were registered', () => {
+    const stdout = `::add-mask::Pa55\nclean\n`;
+    const leaks = findLeaks(result({ stdout }), ['Pa55@w0rd!x']);
+    expect(leaks.map((l) => l.where)).toEqual(['::add-mask:: (never registered)']);
+    // A secret the action never sees (set only on the cluster) is not its to mask.
+    expect(findLeaks(result({ stdout }), ['Pa55@w0rd!x'], [])).toEqual([]);
+    // No masks at all: the run ended before reading its inputs.
+    expect(findLeaks(result({ stdout: 'clean\n' }), ['Pa55@w0rd!x'])).toEqual([]);
+  });
+
   it('finds a secret in SQL text, not in bind parameters', () => {
     const log = [
       { sql: 'BACKUP INTO $1', params: [SECRET] },
