@@ -252,11 +252,13 @@ export function licenceFix(options: string[]): string {
   return `Add an enterprise licence to the cluster (24.3 and later need none for backups), or ${changes.join(', and ')}.`;
 }
 
-/** Which statement checks node access on this version, if any. */
-export function storageCheckForm(v: ClusterVersion): 'check' | 'show-backup' | undefined {
-  if (versionAtLeast(v, 25, 1)) return 'check';
-  if (versionAtLeast(v, 22, 2, 7)) return 'show-backup';
-  return undefined;
+/**
+ * Which storage check to send: CHECK EXTERNAL CONNECTION from 25.1, SHOW BACKUP CONNECTION before
+ * (22.2.7 to 24.3). Earlier patches answer the latter with a syntax error (42601), which the dry
+ * run reports as "node access unchecked": the answer, not a patch table, decides.
+ */
+export function storageCheckForm(v: ClusterVersion): 'check' | 'show-backup' {
+  return versionAtLeast(v, 25, 1) ? 'check' : 'show-backup';
 }
 
 /** The IAM action a node's storage-check error points at. */

@@ -36,13 +36,6 @@ export async function nodeAccessCheck(
 ): Promise<Check> {
   const name = 'Node access to the collection';
   const form = storageCheckForm(v);
-  if (form === undefined) {
-    return {
-      name,
-      state: 'skipped',
-      detail: `${v.tag} has no storage check: node access is unchecked.`,
-    };
-  }
   const stmt: Statement = {
     text: `${form === 'check' ? 'CHECK EXTERNAL CONNECTION' : 'SHOW BACKUP CONNECTION'} $1 WITH transfer = '1KiB'`,
     params: [uri],

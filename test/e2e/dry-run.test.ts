@@ -334,4 +334,49 @@ describe.each(PROFILES)('dry run on %s', (profile) => {
       env.cluster.engine.more.externalCheck.setNodes(nodes);
     }
   });
+
+  it('text from outside stays text, and secrets stay out (passphrase, URI keys)', async () => {
+    const nodes = env.cluster.engine.more.externalCheck.nodeList.map((n) => ({ ...n }));
+    env.cluster.engine.more.externalCheck.setUnreachable(
+      1,
+      '| **bold** <img src=x> [l](http://e)\n::error::forged',
+    );
+    try {
+      const r = await dryRun(env, {
+        inputs: env.inputs({ collection: env.collection(), 'encryption-passphrase': 'pass-Phr@se/42+x' }),
+      });
+      expectFailed(r, ['Node access to the collection']);
+      const line = row(r.summary, 'Node access to the collection');
+      expect(line.split(/(?<!\\)\|/)).toHaveLength(5);
+      expect(line).toContain('\\*\\*bold\\*\\* &lt;img src=x&gt; \\[l\\](http://e)');
+      expect(r.stdout).not.toMatch(/^::error::forged/m);
+      // The passphrase travels as a bind parameter and shows as (secret); the leak probe checks the rest.
+      expect(r.summary).toMatch(/encryption_passphrase = \$\d/);
+      expect(r.summary).toContain('= (secret)');
+    } finally {
+      env.cluster.engine.more.externalCheck.setNodes(nodes);
+    }
+  });
+});
+
+describe('dry run on 22.2 before 22.2.7 (no storage check)', () => {
+  let env: E2eEnv;
+  beforeAll(async () => {
+    env = await startE2eEnv({
+      profile: '22.2',
+      version: 'CockroachDB CCL v22.2.5 (x86_64-pc-linux-gnu, built 2023/02/16 16:38:35, go1.19.4)',
+      jobDurationMs: 200,
+    });
+  });
+  afterAll(async () => env?.close());
+
+  it('says plainly that node access is unchecked, and does not fail for it', async () => {
+    const r = await dryRun(env, { inputs: env.inputs({ collection: env.collection() }) });
+    expect(r.errors).toEqual([]);
+    expect(r.code).toBe(0);
+    expect(r.outputs.status).toBe('checked');
+    expect(row(r.summary, 'Node access to the collection')).toMatch(
+      /^\| ⏭️ skipped \|.*v22\.2\.5 does not parse the storage check: node access is unchecked/,
+    );
+  });
 });
