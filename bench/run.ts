@@ -405,6 +405,75 @@ async function benchWaitOverhead(): Promise<void> {
   });
 }
 
+/**
+ * The restore check's cost (`verify: restore` against `verify: files`, same backup size): the wall
+ * time it adds, and the statements it adds, which must be only its own per database (list, name
+ * check, RESTORE, DROP) plus one wait per restore job (one WHEN COMPLETE where the version has it).
+ */
+async function benchRestoreCheck(): Promise<void> {
+  const jobMs = 2000;
+  await withServers('25.2', jobMs, async (cluster, s3) => {
+    cluster.engine.catalog.setTables('shop', [
+      { name: 'orders', rows: 1000 },
+      { name: 'customers', rows: 200 },
+    ]);
+    const sample = async (verify: string, i: number) => {
+      const log0 = cluster.statementLog.length;
+      const t0 = performance.now();
+      const run = startAction({
+        inputs: actionInputs(cluster, s3, `s3://backups/restore-bench-${verify}-${i}`, {
+          databases: 'shop',
+          verify,
+          'poll-interval': '1s',
+        }),
+      });
+      const r = await run.done;
+      const wallMs = performance.now() - t0;
+      if (r.code !== 0) throw new Error(`bench run failed: ${r.errors.join(' ')}`);
+      const sql = cluster.statementLog.slice(log0).map((e) => e.sql);
+      return { wallMs, sql, sizeBytes: Number(r.outputs['size-bytes'] ?? 0) };
+    };
+    const files: number[] = [];
+    const restore: number[] = [];
+    let filesSql: string[] = [];
+    let restoreSql: string[] = [];
+    let size = 0;
+    for (let i = 0; i < Math.min(RUNS, 5); i++) {
+      const f = await sample('files', i);
+      const r = await sample('restore', i);
+      files.push(f.wallMs);
+      restore.push(r.wallMs);
+      filesSql = f.sql;
+      restoreSql = r.sql;
+      size = r.sizeBytes;
+    }
+    const added = restoreSql.length - filesSql.length;
+    const n = (sql: string[], re: RegExp) => sql.filter((q) => re.test(q)).length;
+    const whenComplete = n(restoreSql, /^SHOW JOB WHEN COMPLETE/i) - n(filesSql, /^SHOW JOB WHEN COMPLETE/i);
+    // The check's own statements: SHOW BACKUP (databases, sizes), the name check before and after, RESTORE, DROP.
+    const ownRe = /^(RESTORE|DROP DATABASE|SELECT datname FROM pg_database|SHOW BACKUP FROM)/i;
+    const own = n(restoreSql, ownRe) - n(filesSql, ownRe);
+    const waits = added - own;
+    json.restoreCheck = { files, restore, filesSql, restoreSql, sizeBytes: size };
+    rows.push({
+      metric: `restore check: added wall time, one database of ${size} bytes (${jobMs / 1000} s jobs), verify: restore vs files (median)`,
+      action: ms(median(restore)),
+      baseline: ms(median(files)),
+      ratio: `+${ms(median(restore) - median(files))}`,
+      target: `≈ one restore job (${jobMs / 1000} s) plus its statements`,
+      met: median(restore) - median(files) < jobMs + 2000,
+    });
+    rows.push({
+      metric:
+        'restore check: statements added per restore job (RESTORE, name check, DROP, SHOW BACKUP; waits)',
+      action: `${added} added: ${own} of its own, ${waits} for its one wait (${whenComplete} WHEN COMPLETE, the final job read, statement_timeout read/set/put back)`,
+      baseline: "the backup job's own wait: the same 5",
+      target: 'one wait per restore job',
+      met: whenComplete === 1 && waits === 5,
+    });
+  });
+}
+
 function writeResults(): void {
   const header = [
     '# Benchmark results',
@@ -431,12 +500,16 @@ function writeResults(): void {
 const ONLY = process.env.BENCH_ONLY;
 if (ONLY === 'detection') {
   await benchDetectionAndLoad();
+} else if (ONLY === 'restore-check') {
+  // BENCH_ONLY=restore-check measures only the restore check (bench/results-restore-check.md).
+  await benchRestoreCheck();
 } else {
   benchBundle();
   await benchStartup();
   await benchDetectionAndLoad();
   await benchStorage();
   await benchWaitOverhead();
+  await benchRestoreCheck();
 }
 writeResults();
 process.exit(0);
