@@ -351,6 +351,14 @@ export function verifyCheck(
           }),
     };
   }
+  if (mode === 'restore' && config.verifyConnectionGiven) {
+    return {
+      name,
+      state: 'unknown',
+      detail:
+        'the restore check runs on the verify-connection-string cluster, which a dry run does not connect to: its RESTORE privilege is unchecked.',
+    };
+  }
   if (mode === 'restore') {
     const may = f.admin || f.systemPrivileges?.has('RESTORE') || f.roleOptions?.has('CREATEDB');
     if (!may && !(config.grantTo !== undefined && config.grantTo === f.user)) {

@@ -40,6 +40,7 @@ import {
   cancelJobStatement,
   grantStatements,
   jobByIdStatement,
+  restoreGrantStatements,
   showBackupsStatement,
   showBackupStatement,
   whenCompleteStatement,
@@ -269,6 +270,14 @@ class DryRun {
       implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
       controlJob,
     }).map((s) => `${s.text};`);
+    if (config.verify === 'restore') {
+      const where = config.verifyConnectionGiven ? '  -- on the verify-connection-string cluster' : '';
+      for (const st of restoreGrantStatements(config.grantTo, {
+        implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
+        controlJob,
+      }))
+        this.grants.push(`${st.text};${where}`);
+    }
     const as = config.grantConnectionGiven ? config.grantConnection.user : config.connection.user;
     this.add({
       name: `GRANTs of grant-to: ${config.grantTo}`,

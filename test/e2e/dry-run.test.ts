@@ -335,6 +335,25 @@ describe.each(PROFILES)('dry run on %s', (profile) => {
     }
   });
 
+  it('verify: restore without RESTORE: the GRANT to run; grant-to lists the grants it would run', async () => {
+    const inputs = env.inputs({
+      'connection-string': env.cluster.url('no_cancel'),
+      collection: env.collection(),
+      verify: 'restore',
+      'cancel-on-abort': 'false',
+      'on-timeout': 'leave',
+    });
+    const r = await dryRun(env, { inputs });
+    expectFailed(r, ['verify: restore']);
+    expect(row(r.summary, 'verify: restore')).toContain('`GRANT SYSTEM RESTORE TO "no_cancel";`');
+    const granted = await dryRun(env, {
+      inputs: { ...inputs, 'grant-to': 'no_cancel', 'grant-connection-string': env.cluster.url('root') },
+    });
+    expect(granted.code).toBe(0);
+    expect(granted.summary).toContain('### GRANTs that grant-to would run (not run)');
+    expect(granted.summary).toContain('GRANT SYSTEM RESTORE TO "no_cancel";');
+  });
+
   it('text from outside stays text, and secrets stay out (passphrase, URI keys)', async () => {
     const nodes = env.cluster.engine.more.externalCheck.nodeList.map((n) => ({ ...n }));
     env.cluster.engine.more.externalCheck.setUnreachable(

@@ -14,6 +14,7 @@ import {
   parseList,
   renderChecklist,
   storageCheckForm,
+  verifyCheck,
 } from '../../src/preflight-checks.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import type { Config } from '../../src/types.js';
@@ -157,4 +158,21 @@ it('the checklist escapes text from outside: no table cell, link, HTML or code i
   expect(rows[0]).toContain('``GRANT `x` \\| y;``');
   expect(md).toContain('## CockroachDB backup: dry run (1 of 2 checks failed)');
   expect(md).toMatch(/```sql\nBACKUP INTO \$1 {2}-- \$1 = s3:\/\/b\/p\?AWS_SECRET_ACCESS_KEY=redacted\n```/);
+});
+
+it('verify: restore needs RESTORE (or CREATEDB); another verifying cluster is not checked, and says so', () => {
+  const show = (): void => undefined;
+  const restore = config({ verify: 'restore' });
+  const lacking = verifyCheck(restore, facts(), show, 'uri');
+  expect(lacking.state).toBe('failed');
+  expect(lacking.statements).toEqual(['GRANT SYSTEM RESTORE TO "bk";']);
+  expect(verifyCheck(restore, facts({ roleOptions: new Set(['CREATEDB']) }), show, 'uri').state).toBe(
+    'passed',
+  );
+  const elsewhere = config({
+    verify: 'restore',
+    'verify-connection-string': 'postgresql://bk:pw@staging.internal:26257/defaultdb?sslmode=verify-full',
+  });
+  expect(verifyCheck(elsewhere, facts(), show, 'uri').state).toBe('unknown');
+  expect(verifyCheck(config({ verify: 'none' }), facts(), show, 'uri').state).toBe('skipped');
 });
