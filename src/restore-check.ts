@@ -99,6 +99,11 @@ export async function runRestoreCheck(d: RestoreCheckDeps): Promise<RestoreCheck
         rows = await (await d.verifyLink.session()).query(stmt);
       } catch (err) {
         if (err instanceof AbortedError) throw err;
+        // Refused: no job, so no database of this run (an answer lost in flight stays for the post step).
+        if (sqlStateOf(err) !== undefined) {
+          entries.splice(entries.indexOf(entry), 1);
+          save();
+        }
         throw new CheckFailed(`RESTORE of ${database} was refused: ${withGrant(errorText(err), d)}`);
       }
       const jobId = String(rows[0]?.job_id ?? '');
@@ -272,8 +277,8 @@ async function cleanUp(d: RestoreCheckDeps, entries: ScratchEntry[], save: () =>
   const said: string[] = [];
   for (const entry of [...entries]) {
     if (entry.job === undefined) {
-      // Refused or never answered: no job, so no database of ours.
-      entries.splice(entries.indexOf(entry), 1);
+      // RESTORE was sent and never answered: its job may exist; the post step looks it up by name.
+      said.push(`The answer to RESTORE into ${entry.db} never came; the post step looks for its job.`);
       continue;
     }
     const result = await d.cancel(entry.job);
@@ -314,6 +319,11 @@ async function freshSession(d: RestoreCheckDeps): Promise<SqlSession> {
 }
 
 /** The exact GRANT for a refusal for lack of privilege (42501). */
+function sqlStateOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
 function withGrant(text: string, d: RestoreCheckDeps): string {
   if (!/CREATEDB|RESTORE|privilege/i.test(text)) return text;
   const user = d.config.verifyConnection.user;

@@ -11,7 +11,12 @@ import { cancelWithFallback, TERMINAL_STATUSES, toJobRow } from './job.js';
 import type { Deps } from './main.js';
 import { applicationNameBase, DEFAULT_TIMINGS } from './main.js';
 import { describeError, SecretRegistry } from './secrets.js';
-import { databaseExistsStatement, dropScratchStatement, jobByIdStatement } from './sql.js';
+import {
+  databaseExistsStatement,
+  dropScratchStatement,
+  jobByIdStatement,
+  restoreJobByScratchStatement,
+} from './sql.js';
 import type { Config } from './types.js';
 
 /** main → post state: JSON list of the restore check's jobs and scratch databases not yet cleaned up. */
@@ -57,8 +62,13 @@ export async function cleanUpRestoreChecks(c: {
   }
   const lines: string[] = [];
   for (const e of entries) {
-    if (e.job === undefined) continue;
     try {
+      // Killed while RESTORE was in flight: its job is found by the scratch name it restores into.
+      if (e.job === undefined) {
+        const rows = await (await c.session()).query(restoreJobByScratchStatement(e.db));
+        if (rows.length === 0) continue;
+        e.job = String(rows[0]!.job_id);
+      }
       const s = await c.session();
       let status = await jobStatus(s, e.job);
       if (status !== undefined && !TERMINAL_STATUSES.has(status)) {

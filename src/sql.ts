@@ -266,3 +266,17 @@ export function restoreGrantStatements(
     out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
   return out;
 }
+
+/**
+ * The restore job of a scratch database, when the answer to its RESTORE never arrived (the step was
+ * killed while it was in flight): its description carries `new_db_name = '<scratch>'`, a name
+ * unique to the run (`_` matches itself among the other characters of such a name).
+ */
+export function restoreJobByScratchStatement(scratch: string): Statement {
+  if (!SCRATCH_NAME.test(scratch))
+    throw new Error(`internal: ${JSON.stringify(scratch)} is not a scratch name`);
+  return {
+    text: "SELECT job_id, status FROM crdb_internal.jobs WHERE job_type = 'RESTORE' AND description LIKE $1",
+    params: [`%new_db_name = '${scratch}'%`],
+  };
+}

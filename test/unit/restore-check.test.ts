@@ -117,6 +117,10 @@ describe('cleanUpRestoreChecks (post step)', () => {
       broken: false,
       async query(stmt: { text: string; params: readonly string[] }) {
         log.push(stmt.text);
+        if (stmt.text.includes('description LIKE'))
+          return stmt.params[0] === "%new_db_name = 'crdb_backup_verify_1_4'%"
+            ? [{ job_id: '14', status: 'running' }]
+            : [];
         if (stmt.text.includes('crdb_internal.jobs'))
           return statuses[stmt.params[0]!]
             ? [{ job_id: stmt.params[0], status: statuses[stmt.params[0]!] }]
@@ -134,7 +138,12 @@ describe('cleanUpRestoreChecks (post step)', () => {
   }
 
   it('cancels a running restore job, drops the scratch of a succeeded one, and never one whose job failed', async () => {
-    const statuses: Record<string, string> = { '11': 'running', '12': 'succeeded', '13': 'failed' };
+    const statuses: Record<string, string> = {
+      '11': 'running',
+      '12': 'succeeded',
+      '13': 'failed',
+      '14': 'running',
+    };
     const dbs = new Set(['crdb_backup_verify_1_2', 'crdb_backup_verify_1_3']);
     const log: string[] = [];
     const cancelled: string[] = [];
@@ -153,7 +162,8 @@ describe('cleanUpRestoreChecks (post step)', () => {
       },
       log: () => undefined,
     });
-    expect(cancelled).toEqual(['11']);
+    // Job 14's RESTORE answer never came: it is found by its scratch name and cancelled too.
+    expect(cancelled).toEqual(['11', '14']);
     // Job 13 failed: crdb_backup_verify_1_3 is not the run's (its restore never created it).
     expect([...dbs]).toEqual(['crdb_backup_verify_1_3']);
     expect(log.filter((t) => t.startsWith('DROP'))).toEqual([
