@@ -156,6 +156,32 @@ describe.each([
     expect(s3.listKeys('bk', `chk2${profile}/`)).toEqual([]);
   });
 
+  it('restores a node with setReachable(id) or an explicit undefined error', async () => {
+    const c = await clients.connect(cluster);
+    const check = cluster.engine.more.externalCheck;
+    check.setNodes([
+      { id: 1, locality: 'region=eu-west1' },
+      { id: 2, locality: 'region=ap-south1' },
+    ]);
+    const okByNode = async (prefix: string) =>
+      (await c.query(`${STMT} $1 WITH transfer = '1KiB'`, [s3Uri(s3, prefix, ps)])).rows.map((x) => [
+        x.node,
+        x.ok,
+      ]);
+    check.setUnreachable(1);
+    check.setUnreachable(2, 'dial tcp: lookup s3: no such host');
+    expect(await okByNode(`re1${profile}`)).toEqual([
+      ['1', 'f'],
+      ['2', 'f'],
+    ]);
+    check.setUnreachable(1, undefined);
+    check.setReachable(2);
+    expect(await okByNode(`re2${profile}`)).toEqual([
+      ['1', 't'],
+      ['2', 't'],
+    ]);
+  });
+
   it('reports bad credentials per node instead of failing the statement', async () => {
     const c = await clients.connect(cluster);
     const bad = s3Uri(s3, `chk3${profile}`, ps).replace(

@@ -47,12 +47,24 @@ export class ExternalCheck {
   setNodes(nodes: SimulatedNode[]): void {
     this.nodes = nodes.map((n) => ({ ...n }));
   }
-  /** One node loses its route to the storage (or regains it with `undefined`). */
-  setUnreachable(id: number, error: string | undefined = UNREACHABLE): void {
+  /**
+   * One node loses its route to the storage: `setUnreachable(id)` with the SDK's dial timeout, or
+   * with the given error text; an explicit `undefined` restores it (a default parameter would turn
+   * that undefined back into the error text, so the arguments are counted instead).
+   */
+  setUnreachable(id: number, ...error: [] | [string | undefined]): void {
+    const n = this.node(id);
+    if (error.length === 1 && error[0] === undefined) delete n.unreachable;
+    else n.unreachable = error[0] ?? UNREACHABLE;
+  }
+  /** The node reaches the storage again. */
+  setReachable(id: number): void {
+    delete this.node(id).unreachable;
+  }
+  private node(id: number): SimulatedNode {
     const n = this.nodes.find((x) => x.id === id);
     if (!n) throw new Error(`no node ${id}`);
-    if (error === undefined) delete n.unreachable;
-    else n.unreachable = error;
+    return n;
   }
   get nodeList(): readonly SimulatedNode[] {
     return this.nodes;
