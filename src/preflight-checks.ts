@@ -184,7 +184,7 @@ export function backupPrivilegeCheck(config: Config, f: UserFacts): Check {
  * 23.1 before 23.1.12 need the CONTROLJOB role option; from 23.1.12 the role option or the system
  * privilege; from 25.1 owners may cancel their own jobs.
  */
-export function cancelCheck(config: Config, v: ClusterVersion, f: UserFacts): Check {
+export function cancelCheck(config: Config, v: ClusterVersion, f: UserFacts, grantMayCancel = false): Check {
   const name = 'CANCEL JOB (cancel-on-abort, on-timeout: cancel)';
   const why = [
     config.cancelOnAbort ? 'cancel-on-abort: true' : '',
@@ -216,16 +216,17 @@ export function cancelCheck(config: Config, v: ClusterVersion, f: UserFacts): Ch
     : `ALTER ROLE ${grantee(config, f.user)} WITH CONTROLJOB;`;
   if (grantToCovers(config, f.user))
     return { name, state: 'passed', detail: `grant-to: ${f.user} grants CONTROLJOB before the backup.` };
-  if (config.grantConnectionGiven)
+  // The retry on the grant connection only helps when that user really could cancel (admin or CONTROLJOB).
+  if (config.grantConnectionGiven && grantMayCancel)
     return {
       name,
       state: 'passed',
-      detail: `${f.user} lacks CONTROLJOB on ${v.tag}; a refused cancel is retried as the grant-connection-string user.`,
+      detail: `${f.user} lacks CONTROLJOB on ${v.tag}; a refused cancel is retried as the grant-connection-string user ${config.grantConnection.user}, who may cancel it.`,
     };
   return {
     name,
     state: 'failed',
-    detail: `On ${v.tag} a non-admin may not cancel even its own job without CONTROLJOB (${why}); the run would leave its job running on abort or timeout.`,
+    detail: `On ${v.tag} a non-admin may not cancel even its own job without CONTROLJOB (${why})${config.grantConnectionGiven ? `, and the grant-connection-string user ${config.grantConnection.user} may not cancel it either` : ''}; the run would leave its job running on abort or timeout.`,
     fix: 'As an admin run the statement below, or set cancel-on-abort: false and on-timeout: leave.',
     statements: [grant],
   };
@@ -351,15 +352,8 @@ export function verifyCheck(
           }),
     };
   }
-  if (mode === 'restore' && config.verifyConnectionGiven) {
-    return {
-      name,
-      state: 'unknown',
-      detail:
-        'the restore check runs on the verify-connection-string cluster, which a dry run does not connect to: its RESTORE privilege is unchecked.',
-    };
-  }
-  if (mode === 'restore') {
+  // On another verifying cluster the restore check's own row (preflight-others.ts) says whether it may.
+  if (mode === 'restore' && !config.verifyConnectionGiven) {
     const may = f.admin || f.systemPrivileges?.has('RESTORE') || f.roleOptions?.has('CREATEDB');
     if (!may && !(config.grantTo !== undefined && config.grantTo === f.user)) {
       return {
@@ -374,7 +368,7 @@ export function verifyCheck(
   return {
     name,
     state: 'passed',
-    detail: `SHOW BACKUP${mode === 'manifest' ? '' : ' … WITH check_files'}${mode === 'restore' ? ' and the restore check' : ''}: ${f.admin ? `${f.user} is an admin` : 'the privileges are held'}.`,
+    detail: `SHOW BACKUP${mode === 'manifest' ? '' : ' … WITH check_files'}${mode === 'restore' && !config.verifyConnectionGiven ? ' and the restore check' : ''}: ${f.admin ? `${f.user} is an admin` : 'the privileges are held'}.`,
   };
 }
 

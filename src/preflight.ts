@@ -30,6 +30,14 @@ import {
   renderChecklist,
   verifyCheck,
 } from './preflight-checks.js';
+import type { OtherSide } from './preflight-others.js';
+import {
+  grantConnectionCheck,
+  grantSideMayCancel,
+  readOtherSide,
+  restoreStatements,
+  verifyClusterCheck,
+} from './preflight-others.js';
 import { nodeAccessCheck, pruneCheck, runnerAccessCheck } from './preflight-storage.js';
 import type { ActionIO } from './report.js';
 import type { SecretRegistry } from './secrets.js';
@@ -235,6 +243,10 @@ class DryRun {
     if (this.destination.uri !== this.destination.redacted) this.ctx.secrets.add(this.destination.uri);
     this.facts = await readUserFacts(session, config.connection.user, config.databases);
     this.grantTo(v);
+    const grantSide = config.grantConnectionGiven
+      ? await this.other(config.grantConnection, 'grant-connection-string')
+      : undefined;
+    if (grantSide) this.add(grantConnectionCheck(config, grantSide));
     await this.ifRunning(session);
     this.capture = await resolveCaptureTime(session, config.asOfSystemTime);
     await this.planCheck(session);
@@ -242,12 +254,39 @@ class DryRun {
     const refusal = await this.statementTimeCheck(session);
     this.add(licenceCheck(config, v, this.facts, this.plan?.kind === 'incremental', refusal));
     this.waitCheck(v);
-    this.add(cancelCheck(config, v, this.facts));
+    this.add(cancelCheck(config, v, this.facts, grantSideMayCancel(v, grantSide)));
     this.add(verifyCheck(config, this.facts, (st) => this.show(st), this.destination.uri));
+    if (config.verify === 'restore') this.showRestoreStatements();
+    if (config.verify === 'restore' && config.verifyConnectionGiven)
+      this.add(
+        verifyClusterCheck(config, v, await this.other(config.verifyConnection, 'verify-connection-string')),
+      );
     this.add(await nodeAccessCheck(session, v, this.destination.uri, (e) => this.describe(e)));
     this.add(
       await pruneCheck(session, config, this.ctx.openStore, this.plan, this.capture, (e) => this.describe(e)),
     );
+  }
+
+  /** A second connection (verify- or grant-connection-string), only read, with the same TLS rules. */
+  private other(connection: Config['connection'], label: string): Promise<OtherSide> {
+    const { ctx } = this;
+    const log = (m: string): void => this.log(m);
+    const warning = (m: string): void => ctx.io.warning(ctx.secrets.scrub(m));
+    const other = { ...ctx, log, warning, describe: (e: unknown) => this.describe(e) };
+    return readOtherSide(other, connection, label, `the ${label} cluster`);
+  }
+
+  private showRestoreStatements(): void {
+    const { config } = this.ctx;
+    const where = config.verifyConnectionGiven ? ' on the verify-connection-string cluster' : '';
+    const full = this.plan?.kind === 'incremental' ? this.plan.appendTo : undefined;
+    for (const stmt of restoreStatements(
+      config,
+      this.destination!.uri,
+      full ?? this.capture!.fullSubdir,
+      this.capture!.literal,
+    ))
+      this.show(stmt, `  -- the restore check${where}, then DROP DATABASE of the scratch`);
   }
 
   private show(stmt: Statement, note = ''): void {

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionRunResult } from '../support/action-runner.js';
-import type { ProfileName } from '../support/cluster/index.js';
+import type { ProfileName, TestCluster } from '../support/cluster/index.js';
+import { startTestCluster } from '../support/cluster/index.js';
 import type { E2eEnv, Scenario } from './harness.js';
 import { BUCKET, runScenario, startE2eEnv, until } from './harness.js';
 
@@ -397,5 +398,165 @@ describe('dry run on 22.2 before 22.2.7 (no storage check)', () => {
     expect(row(r.summary, 'Node access to the collection')).toMatch(
       /^\| ⏭️ skipped \|.*v22\.2\.5 does not parse the storage check: node access is unchecked/,
     );
+  });
+});
+
+/** What a dry run may not change on a second cluster either: no job, no GRANT. */
+function clusterState(c: TestCluster): string {
+  return JSON.stringify([
+    c.jobs().length,
+    [...c.engine.users.values()].map((u) => [u.name, [...u.system.keys()].sort(), [...u.roleOptions].sort()]),
+  ]);
+}
+
+describe.each(['22.2', '25.2'] as ProfileName[])('dry run on %s with the other connections', (profile) => {
+  let env: E2eEnv;
+  let verifier: TestCluster;
+  let mismatched: TestCluster;
+  const verifierUsers = [
+    { name: 'root', password: 'v3rifier-root', admin: true },
+    { name: 'restorer', password: 'r3storer-pass', systemPrivileges: ['RESTORE'] },
+    { name: 'creator', password: 'cr3ator-pass', roleOptions: ['CREATEDB'] },
+    { name: 'plain', password: 'pl4in-pass' },
+  ];
+  beforeAll(async () => {
+    env = await startE2eEnv({
+      profile,
+      jobDurationMs: 200,
+      databases: ['defaultdb', 'shop'],
+      users: [
+        { name: 'root', password: 'rootpw-secret', admin: true },
+        {
+          name: 'no_cancel',
+          password: 'n0-cancel-pass',
+          systemPrivileges: ['BACKUP', 'EXTERNALIOIMPLICITACCESS', 'RESTORE'],
+          roleOptions: ['VIEWCLUSTERSETTING'],
+        },
+        { name: 'helper', password: 'h3lper-pass', roleOptions: ['VIEWCLUSTERSETTING'] },
+      ],
+    });
+    verifier = await startTestCluster({ profile, users: verifierUsers });
+    // 25.2 cannot restore a 22.2 backup, nor 23.2 a 25.2 one (restoreVersionRefusal).
+    mismatched = await startTestCluster({
+      profile: profile === '22.2' ? '25.2' : '23.2',
+      users: [{ name: 'root', password: 'm1smatch-root', admin: true }],
+    });
+  });
+  afterAll(async () => {
+    await verifier?.close();
+    await mismatched?.close();
+    await env?.close();
+  });
+
+  const restoreRow = (user: string) =>
+    `Restore check on verify-connection-string (${user}@127.0.0.1:${verifier.port})`.replace(/_/g, '\\_');
+
+  it('verify-connection-string: connects, checks RESTORE there and lists the RESTORE statement', async () => {
+    const before = clusterState(verifier);
+    const base = env.inputs({
+      collection: env.collection(),
+      databases: 'shop',
+      verify: 'restore',
+      'verify-connection-string': verifier.url('restorer', { password: 'r3storer-pass' }),
+    });
+    const ok = await dryRun(env, { inputs: base });
+    expect(ok.errors).toEqual([]);
+    expect(ok.outputs.status).toBe('checked');
+    expect(row(ok.summary, restoreRow('restorer'))).toMatch(
+      /^\| ✅ passed \|.*can restore a backup taken on .*restorer holds RESTORE \(or CREATEDB\)/,
+    );
+    expect(ok.summary).toMatch(
+      /RESTORE DATABASE "shop" FROM \$2 IN \$1 AS OF SYSTEM TIME '[^']+' WITH schema_only, verify_backup_table_data, new_db_name = 'crdb_backup_verify_<run id>_1', detached {2}-- \$1 = s3:\/\/[^ ]*AWS_SECRET_ACCESS_KEY=redacted/,
+    );
+    expect(ok.summary).toContain('-- the restore check on the verify-connection-string cluster');
+    expect(verifier.statementLog.some((e) => /^SHOW SYSTEM GRANTS FOR/i.test(e.sql))).toBe(true);
+    const creator = await dryRun(env, {
+      inputs: { ...base, 'verify-connection-string': verifier.url('creator', { password: 'cr3ator-pass' }) },
+    });
+    expect(creator.code).toBe(0);
+    // A user with neither: the GRANT to run on that cluster.
+    const plain = await dryRun(env, {
+      inputs: { ...base, 'verify-connection-string': verifier.url('plain', { password: 'pl4in-pass' }) },
+    });
+    expect(plain.code).toBe(1);
+    expect(plain.outputs.status).toBe('error');
+    const line = row(plain.summary, restoreRow('plain'));
+    expect(line).toMatch(/^\| ❌ failed \|/);
+    expect(line).toContain('run the statement below there');
+    expect(line).toContain('`GRANT SYSTEM RESTORE TO "plain";`');
+    expect(plain.errors[0]).toContain('Dry run: 1 of ');
+    expect(verifier.statementLog.some((e) => /^(RESTORE|CREATE|DROP|GRANT)/i.test(e.sql))).toBe(false);
+    expect(clusterState(verifier)).toEqual(before);
+    // Masked first (::add-mask::), never printed otherwise.
+    for (const r of [ok, creator, plain]) {
+      const printed = r.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::'));
+      expect([...printed, r.summary].join('\n')).not.toMatch(/r3storer-pass|pl4in-pass/);
+      expect(r.stdout).toContain('::add-mask::');
+    }
+  });
+
+  it('verify-connection-string on a version that cannot restore this backup: refused with the rule', async () => {
+    const r = await dryRun(env, {
+      inputs: env.inputs({
+        collection: env.collection(),
+        verify: 'restore',
+        'verify-connection-string': mismatched.url('root', { password: 'm1smatch-root' }),
+      }),
+    });
+    expect(r.code).toBe(1);
+    const line = r.summary.split('\n').find((l) => l.includes('Restore check on verify-connection-string'));
+    expect(line).toMatch(
+      /^\| ❌ failed \|.*verify-connection-string: CockroachDB v\d+\.\d+\.\d+ (cannot restore|restores backups from)/,
+    );
+    expect(mismatched.jobs()).toEqual([]);
+  });
+
+  it('grant-connection-string: must be an admin; a missing CONTROLJOB passes only if it could cancel', async () => {
+    const inputs = env.inputs({
+      'connection-string': env.cluster.url('no_cancel'),
+      collection: env.collection(),
+      'grant-to': 'no_cancel',
+    });
+    const cancel = 'CANCEL JOB (cancel-on-abort, on-timeout: cancel)';
+    const admin = await dryRun(env, {
+      inputs: { ...inputs, 'grant-connection-string': env.cluster.url('root') },
+    });
+    expect(admin.errors).toEqual([]);
+    expect(row(admin.summary, 'grant-connection-string (root)')).toMatch(
+      /^\| ✅ passed \|.*root is an admin/,
+    );
+    expect(row(admin.summary, cancel)).toMatch(/^\| ✅ passed \|/);
+    expect(admin.summary).toContain('### GRANTs that grant-to would run (not run)');
+    expect(admin.summary).toContain('GRANT SYSTEM BACKUP TO "no_cancel";');
+    const helper = await dryRun(env, {
+      inputs: { ...inputs, 'grant-connection-string': env.cluster.url('helper') },
+    });
+    expect(helper.code).toBe(1);
+    const line = row(helper.summary, 'grant-connection-string (helper)');
+    expect(line).toMatch(/^\| ❌ failed \|.*helper is not an admin/);
+    expect(line).toContain('`GRANT admin TO "helper";`');
+    // The GRANTs are still listed, unchanged.
+    expect(helper.summary).toContain('GRANT SYSTEM BACKUP TO "no_cancel";');
+    if (profile === '25.2') {
+      expect(row(helper.summary, cancel)).toMatch(/^\| ✅ passed \|.*owners may cancel/);
+    } else {
+      // grant-to covers the run's user here; without grant-to the retry on a non-admin does not count.
+      const noGrant = await dryRun(env, {
+        inputs: env.inputs({
+          'connection-string': env.cluster.url('no_cancel'),
+          collection: env.collection(),
+          'grant-connection-string': env.cluster.url('helper'),
+        }),
+      });
+      expect(row(noGrant.summary, cancel)).toMatch(/^\| ❌ failed \|.*helper may not cancel it either/);
+      const noGrantAdmin = await dryRun(env, {
+        inputs: env.inputs({
+          'connection-string': env.cluster.url('no_cancel'),
+          collection: env.collection(),
+          'grant-connection-string': env.cluster.url('root'),
+        }),
+      });
+      expect(row(noGrantAdmin.summary, cancel)).toMatch(/^\| ✅ passed \|.*root, who may cancel it/);
+    }
   });
 });

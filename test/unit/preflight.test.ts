@@ -68,7 +68,11 @@ describe('cancel: CONTROLJOB per version', () => {
     const fallback = config({
       'grant-connection-string': 'postgresql://root:pw@db.internal:26257/defaultdb',
     });
-    expect(cancelCheck(fallback, v('v22.2.19'), facts()).state).toBe('passed');
+    expect(cancelCheck(fallback, v('v22.2.19'), facts(), true).state).toBe('passed');
+    // A grant connection whose user could not cancel either does not make it pass.
+    const refused = cancelCheck(fallback, v('v22.2.19'), facts(), false);
+    expect(refused.state).toBe('failed');
+    expect(refused.detail).toContain('the grant-connection-string user root may not cancel it either');
   });
   it('unreadable role options: unknown, not failed', () => {
     expect(cancelCheck(c, v('v22.2.19'), facts({ roleOptions: undefined })).state).toBe('unknown');
@@ -160,7 +164,7 @@ it('the checklist escapes text from outside: no table cell, link, HTML or code i
   expect(md).toMatch(/```sql\nBACKUP INTO \$1 {2}-- \$1 = s3:\/\/b\/p\?AWS_SECRET_ACCESS_KEY=redacted\n```/);
 });
 
-it('verify: restore needs RESTORE (or CREATEDB); another verifying cluster is not checked, and says so', () => {
+it('verify: restore needs RESTORE (or CREATEDB) here; on another verifying cluster its own check decides', () => {
   const show = (): void => undefined;
   const restore = config({ verify: 'restore' });
   const lacking = verifyCheck(restore, facts(), show, 'uri');
@@ -173,6 +177,8 @@ it('verify: restore needs RESTORE (or CREATEDB); another verifying cluster is no
     verify: 'restore',
     'verify-connection-string': 'postgresql://bk:pw@staging.internal:26257/defaultdb?sslmode=verify-full',
   });
-  expect(verifyCheck(elsewhere, facts(), show, 'uri').state).toBe('unknown');
+  const there = verifyCheck(elsewhere, facts(), show, 'uri');
+  expect(there.state).toBe('passed');
+  expect(there.detail).not.toContain('restore check');
   expect(verifyCheck(config({ verify: 'none' }), facts(), show, 'uri').state).toBe('skipped');
 });
