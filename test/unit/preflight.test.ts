@@ -16,6 +16,7 @@ import {
   storageCheckForm,
   verifyCheck,
 } from '../../src/preflight-checks.js';
+import { grantConnectionCheck, grantSideMayCancel, verifyClusterCheck } from '../../src/preflight-others.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import type { Config } from '../../src/types.js';
 
@@ -181,4 +182,58 @@ it('verify: restore needs RESTORE (or CREATEDB) here; on another verifying clust
   expect(there.state).toBe('passed');
   expect(there.detail).not.toContain('restore check');
   expect(verifyCheck(config({ verify: 'none' }), facts(), show, 'uri').state).toBe('skipped');
+});
+
+describe('the other connections (verify- and grant-connection-string)', () => {
+  const elsewhere = config({
+    verify: 'restore',
+    'verify-connection-string':
+      'postgresql://checker:pw@staging.internal:26257/defaultdb?sslmode=verify-full',
+  });
+  const side = (tag: string, f: Partial<UserFacts>) => ({
+    version: v(tag),
+    facts: facts({ user: 'checker', ...f }),
+  });
+
+  it('verifying cluster: the restore check version rule, then RESTORE or CREATEDB there', () => {
+    const ok = verifyClusterCheck(
+      elsewhere,
+      v('v24.3.1'),
+      side('v25.2.0', { systemPrivileges: new Set(['RESTORE']) }),
+    );
+    expect(ok.state).toBe('passed');
+    expect(
+      verifyClusterCheck(elsewhere, v('v24.3.1'), side('v25.2.0', { roleOptions: new Set(['CREATEDB']) }))
+        .state,
+    ).toBe('passed');
+    const older = verifyClusterCheck(elsewhere, v('v24.3.1'), side('v23.2.0', { admin: true }));
+    expect(older.state).toBe('failed');
+    expect(older.detail).toContain('cannot restore a backup taken on v24.3.1');
+    const lacking = verifyClusterCheck(elsewhere, v('v24.3.1'), side('v24.3.1', {}));
+    expect(lacking.state).toBe('failed');
+    expect(lacking.statements).toEqual(['GRANT SYSTEM RESTORE TO "checker";']);
+    expect(
+      verifyClusterCheck(elsewhere, v('v24.3.1'), side('v24.3.1', { systemPrivileges: undefined })).state,
+    ).toBe('unknown');
+  });
+
+  it('grant connection: admin passes; a non-admin fails when used; cancel counts only if it could', () => {
+    const c = config({
+      'grant-to': 'bk',
+      'grant-connection-string': 'postgresql://helper:pw@db.internal:26257/x',
+    });
+    expect(grantConnectionCheck(c, side('v24.3.1', { admin: true })).state).toBe('passed');
+    const helper = grantConnectionCheck(c, side('v24.3.1', { user: 'helper' }));
+    expect(helper.state).toBe('failed');
+    expect(helper.statements).toEqual(['GRANT admin TO "helper";']);
+    expect(grantSideMayCancel(v('v22.2.19'), side('v22.2.19', {}))).toBe(false);
+    expect(
+      grantSideMayCancel(v('v22.2.19'), side('v22.2.19', { roleOptions: new Set(['CONTROLJOB']) })),
+    ).toBe(true);
+    // The system privilege form exists from 23.1.12 only.
+    const sys = side('v23.1.11', { systemPrivileges: new Set(['CONTROLJOB']) });
+    expect(grantSideMayCancel(v('v23.1.11'), sys)).toBe(false);
+    expect(grantSideMayCancel(v('v23.1.12'), sys)).toBe(true);
+    expect(grantSideMayCancel(v('v22.2.19'), undefined)).toBe(false);
+  });
 });
