@@ -9,6 +9,14 @@ import { runScenario, startE2eEnv, startScenario, until } from './harness.js';
 
 const longJob = 60_000;
 
+/**
+ * The main step has entered its wait for job `id` (it opens the log group just before the first
+ * wait): an event rather than a fixed sleep, so a busy machine cannot move the signal into an
+ * earlier phase.
+ */
+const waiting = (run: { stdout(): string }, id: string) =>
+  until(() => run.stdout().includes(`Wait for backup job ${id}`), 30_000, `the wait for job ${id}`);
+
 describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profile) => {
   let env: E2eEnv;
   beforeAll(async () => {
@@ -51,7 +59,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const run = startScenario(env, { inputs: env.inputs({ collection: env.collection(), ...extra }) });
     const exited = new Promise<number>((resolve) => run.child.once('exit', () => resolve(Date.now())));
     const job = await newJob(before);
-    await sleep(1200);
+    await waiting(run, job.id);
     atSignal();
     const signalledAt = Date.now();
     run.child.kill(signal);
@@ -65,7 +73,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const before = jobsNow().length;
     const run = startScenario(env, { inputs: env.inputs({ collection: env.collection() }) });
     const job = await newJob(before);
-    await new Promise((r) => setTimeout(r, 800));
+    await waiting(run, job.id);
     env.cluster.wire.dropAllConnections();
     await new Promise((r) => setTimeout(r, 800));
     env.cluster.wire.dropAllConnections();
@@ -82,7 +90,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const before = jobsNow().length;
     const run = startScenario(env, { inputs: env.inputs({ collection: env.collection() }) });
     const job = await newJob(before);
-    await new Promise((r) => setTimeout(r, 500));
+    await waiting(run, job.id);
     const outageMs = 6000;
     env.cluster.wire.refuseConnections(outageMs);
     const r = await run.done;
@@ -174,7 +182,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const logStart = env.cluster.statementLog.length;
     const run = startScenario(env, { inputs: env.inputs({ collection: env.collection() }) });
     const job = await newJob(before);
-    await new Promise((r) => setTimeout(r, 1200));
+    await waiting(run, job.id);
     const signalledAt = Date.now();
     run.child.kill('SIGINT');
     await until(
@@ -300,7 +308,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const inputs = env.inputs({ collection: env.collection() });
     const run = startScenario(env, { inputs });
     const job = await newJob(before);
-    await new Promise((r) => setTimeout(r, 1000));
+    await waiting(run, job.id);
     run.child.kill('SIGKILL');
     const main = await run.done;
     expect(main.signal).toBe('SIGKILL');
@@ -329,7 +337,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const before = jobsNow().length;
     const run = startScenario(env, { inputs });
     const job = await newJob(before);
-    await sleep(1000);
+    await waiting(run, job.id);
     run.child.kill('SIGKILL');
     const main = await run.done;
     expect(main.signal).toBe('SIGKILL');
@@ -360,7 +368,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
     const inputs = env.inputs({ collection, 'if-running': 'attach' });
     const run = startScenario(env, { inputs });
     await until(() => run.stdout().includes(`Attaching to running backup job ${jobId}`), 20_000, 'attach');
-    await sleep(800);
+    await waiting(run, jobId);
     run.child.kill('SIGKILL');
     const main = await run.done;
     expect(main.state['job-id']).toBe(jobId);
@@ -499,7 +507,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
       inputs: env.inputs({ collection: env.collection(), 'paused-timeout': '8s' }),
     });
     const job = await newJob(before);
-    await sleep(300);
+    await waiting(run, job.id);
     const heldAt = Date.now();
     env.cluster.engine.pauseJobSlowly(job.id, { requestedForMs: 60_000 });
     await sleep(6000);
@@ -524,7 +532,7 @@ describe.each(['22.2', '25.2'] as const)('resilience on CockroachDB %s', (profil
       inputs: env.inputs({ collection: env.collection(), 'paused-timeout': '4s' }),
     });
     const job = await newJob(before);
-    await sleep(500);
+    await waiting(run, job.id);
     const revertAt = Date.now();
     const revertMs = 5000;
     env.cluster.engine.failJobDuringRevert(job.id, 'injected: could not clean up after the failure', {
@@ -562,7 +570,7 @@ describe('a minute-long cluster restart', () => {
     });
     await until(() => env.cluster.jobs().length > before, 20_000, 'a backup job');
     const job = env.cluster.jobs()[before]!;
-    await new Promise((r) => setTimeout(r, 1000));
+    await waiting(run, job.id);
     env.cluster.wire.refuseConnections(60_000);
     const r = await run.done;
     expect(r.errors).toEqual([]);
