@@ -62,13 +62,28 @@ export function backupStatement(uri: string, o: BackupStatementOptions): Stateme
   const into = o.appendTo !== undefined ? `INTO ${bind(o.appendTo)} IN $1` : 'INTO $1';
   const options = ['detached'];
   if (o.revisionHistory) options.push('revision_history');
-  if (o.encryptionPassphrase !== undefined)
-    options.push(`encryption_passphrase = ${bind(o.encryptionPassphrase)}`);
-  if (o.kmsUri !== undefined) options.push(`kms = ${bind(o.kmsUri)}`);
+  options.push(...keyOptions(o, params));
   return {
     text: `BACKUP ${targets}${into} AS OF SYSTEM TIME ${aostLiteral(o.asOf)} WITH ${options.join(', ')}`,
     params,
   };
+}
+
+/**
+ * The backup's key as options (`encryption_passphrase = $n`, `kms = $n`), the secret appended to
+ * `params` as a bind parameter: BACKUP, SHOW BACKUP and RESTORE name it the same way.
+ */
+function keyOptions(o: { encryptionPassphrase?: string; kmsUri?: string }, params: string[]): string[] {
+  const options: string[] = [];
+  if (o.encryptionPassphrase !== undefined) {
+    params.push(o.encryptionPassphrase);
+    options.push(`encryption_passphrase = $${params.length}`);
+  }
+  if (o.kmsUri !== undefined) {
+    params.push(o.kmsUri);
+    options.push(`kms = $${params.length}`);
+  }
+  return options;
 }
 
 const JOB_COLUMNS =
@@ -129,14 +144,7 @@ export function showBackupStatement(
   const params = [subdir, uri];
   const options: string[] = [];
   if (opts.checkFiles) options.push('check_files');
-  if (opts.encryptionPassphrase !== undefined) {
-    params.push(opts.encryptionPassphrase);
-    options.push(`encryption_passphrase = $${params.length}`);
-  }
-  if (opts.kmsUri !== undefined) {
-    params.push(opts.kmsUri);
-    options.push(`kms = $${params.length}`);
-  }
+  options.push(...keyOptions(opts, params));
   const withClause = options.length > 0 ? ` WITH ${options.join(', ')}` : '';
   return { text: `SHOW BACKUP FROM $1 IN $2${withClause}`, params };
 }
@@ -214,15 +222,8 @@ export function restoreCheckStatement(
     'verify_backup_table_data',
     `new_db_name = ${scratchLiteral(o.scratch)}`,
     'detached',
+    ...keyOptions(o, params),
   ];
-  if (o.encryptionPassphrase !== undefined) {
-    params.push(o.encryptionPassphrase);
-    options.push(`encryption_passphrase = $${params.length}`);
-  }
-  if (o.kmsUri !== undefined) {
-    params.push(o.kmsUri);
-    options.push(`kms = $${params.length}`);
-  }
   return {
     text: `RESTORE DATABASE ${quoteIdent(o.database)} FROM $2 IN $1 AS OF SYSTEM TIME ${aostLiteral(o.asOf)} WITH ${options.join(', ')}`,
     params,
