@@ -185,11 +185,7 @@ export function grantStatements(
       params: [],
     });
   }
-  if (need.implicitAccess)
-    out.push({ text: `GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${grantee}`, params: [] });
-  if (need.controlJob === 'system') out.push({ text: `GRANT SYSTEM CONTROLJOB TO ${grantee}`, params: [] });
-  if (need.controlJob === 'role-option')
-    out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
+  out.push(...accessGrants(grantee, need));
   return out;
 }
 
@@ -260,11 +256,7 @@ export function restoreGrantStatements(
 ): Statement[] {
   const grantee = quoteIdent(role);
   const out: Statement[] = [{ text: `GRANT SYSTEM RESTORE TO ${grantee}`, params: [] }];
-  if (need.implicitAccess)
-    out.push({ text: `GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${grantee}`, params: [] });
-  if (need.controlJob === 'system') out.push({ text: `GRANT SYSTEM CONTROLJOB TO ${grantee}`, params: [] });
-  if (need.controlJob === 'role-option')
-    out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
+  out.push(...accessGrants(grantee, need));
   return out;
 }
 
@@ -280,4 +272,21 @@ export function restoreJobByScratchStatement(scratch: string): Statement {
     text: "SELECT job_id, status FROM crdb_internal.jobs WHERE job_type = 'RESTORE' AND description LIKE $1",
     params: [`%new_db_name = '${scratch}'%`],
   };
+}
+
+/**
+ * What the backup and the restore check both need beyond their own privilege: implicit access to
+ * the storage, and CONTROLJOB in the form the version takes, for a cancel.
+ */
+function accessGrants(
+  grantee: string,
+  need: { implicitAccess: boolean; controlJob: 'none' | 'role-option' | 'system' },
+): Statement[] {
+  const out: Statement[] = [];
+  if (need.implicitAccess)
+    out.push({ text: `GRANT SYSTEM EXTERNALIOIMPLICITACCESS TO ${grantee}`, params: [] });
+  if (need.controlJob === 'system') out.push({ text: `GRANT SYSTEM CONTROLJOB TO ${grantee}`, params: [] });
+  if (need.controlJob === 'role-option')
+    out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
+  return out;
 }
