@@ -1,5 +1,6 @@
-/** In-process fakes for unit tests: a virtual clock and a scripted SQL session. */
+/** In-process fakes for unit tests: a virtual clock, a scripted SQL session and a recording runner. */
 import type { Clock, ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
+import type { ActionIO } from '../../src/report.js';
 import type { Statement } from '../../src/sql.js';
 
 /** Virtual time: sleep() advances the clock at once, so waits cost nothing. */
@@ -54,4 +55,25 @@ export function fakeConnector(
 
 export function sqlError(code: string, message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code });
+}
+
+/** The runner: records log lines, outputs, saved state, the summary and failures. */
+export class RecordingIO implements ActionIO {
+  events: string[] = [];
+  outputs: Record<string, string> = {};
+  state: Record<string, string> = {};
+  summary = '';
+  failed: string[] = [];
+  info = (m: string) => void this.events.push(`info:${m}`);
+  warning = (m: string) => void this.events.push(`warning:${m}`);
+  error = (m: string) => void this.events.push(`error:${m}`);
+  debug = () => undefined;
+  setOutput = (n: string, v: string) => void (this.outputs[n] = v);
+  setFailed = (m: string) => void this.failed.push(m);
+  setSecret = (v: string) => void this.events.push(`secret:${v.length}`);
+  saveState = (n: string, v: string) => void (this.state[n] = v);
+  getState = (n: string) => this.state[n] ?? '';
+  startGroup = (n: string) => void this.events.push(`group:${n}`);
+  endGroup = () => undefined;
+  writeSummary = async (md: string) => void (this.summary += md);
 }

@@ -5,33 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../src/cluster.js';
 import { run } from '../../src/main.js';
-import type { ActionIO } from '../../src/report.js';
 import type { Statement } from '../../src/sql.js';
 import type { ObjectStore } from '../../src/storage.js';
-import { fakeConnector, sqlError, VirtualClock } from '../support/fakes.js';
+import { fakeConnector, RecordingIO, sqlError, VirtualClock } from '../support/fakes.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 const PASSWORD = 'p@ss/word';
-
-class RecordingIO implements ActionIO {
-  events: string[] = [];
-  outputs: Record<string, string> = {};
-  state: Record<string, string> = {};
-  summary = '';
-  failed: string[] = [];
-  info = (m: string) => void this.events.push(`info:${m}`);
-  warning = (m: string) => void this.events.push(`warning:${m}`);
-  error = (m: string) => void this.events.push(`error:${m}`);
-  debug = () => undefined;
-  setOutput = (n: string, v: string) => void (this.outputs[n] = v);
-  setFailed = (m: string) => void this.failed.push(m);
-  setSecret = (v: string) => void this.events.push(`secret:${v.length}`);
-  saveState = (n: string, v: string) => void (this.state[n] = v);
-  getState = (n: string) => this.state[n] ?? '';
-  startGroup = (n: string) => void this.events.push(`group:${n}`);
-  endGroup = () => undefined;
-  writeSummary = async (md: string) => void (this.summary += md);
-}
 
 function inputs(over: Record<string, string> = {}): (name: string) => string {
   const all: Record<string, string> = {
