@@ -4,7 +4,7 @@
  * reconnecting wrapper used while waiting on a job.
  */
 import type { ConnectionOptions } from 'node:tls';
-import type { ClusterVersion, ConnectionConfig } from './types.js';
+import type { ClusterVersion, ConnectionConfig } from './config.js';
 import type { Statement } from './sql.js';
 
 export type Row = Record<string, string | number | boolean | null | string[]>;

@@ -18,7 +18,7 @@ import type {
   S3Auth,
   SslMode,
   VerifyMode,
-} from './types.js';
+} from './config.js';
 
 export type InputReader = (name: string) => string;
 type Env = Readonly<Record<string, string | undefined>>;

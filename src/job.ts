@@ -15,7 +15,7 @@ import {
   unfinishedBackupsStatement,
   whenCompleteStatement,
 } from './sql.js';
-import type { AsOfSystemTime, ConnectionConfig } from './types.js';
+import type { AsOfSystemTime, ConnectionConfig } from './config.js';
 
 export const TERMINAL_STATUSES = new Set(['succeeded', 'failed', 'canceled', 'revert-failed']);
 /** Statuses that hold a job without progress; WHEN COMPLETE keeps waiting through them. */

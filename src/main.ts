@@ -65,7 +65,7 @@ import { readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 import { runRestoreCheckFor } from './restore-check.js';
-import type { ClusterVersion, Config } from './types.js';
+import type { ClusterVersion, Config } from './config.js';
 
 export interface Deps {
   io: ActionIO;

@@ -5,7 +5,7 @@
 import type { Row } from './cluster.js';
 import type { Statement } from './sql.js';
 import { formatDurationMs } from './report.js';
-import type { BackupType } from './types.js';
+import type { BackupType } from './config.js';
 
 export interface Plan {
   kind: 'full' | 'incremental';

@@ -20,7 +20,7 @@ import { descriptionTargetsCollection } from './destination.js';
 import { parseClusterTime } from './job.js';
 import { realDeps } from './runtime.js';
 import { lookUpSubmission } from './submit.js';
-import type { Config } from './types.js';
+import type { Config } from './config.js';
 import { postRestoreCheck } from './restore-cleanup.js';
 
 /**

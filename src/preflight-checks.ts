@@ -8,7 +8,7 @@ import { errorText, sqlState, versionAtLeast } from './cluster.js';
 import { escapeMarkdown, fenced } from './report.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, showBackupsStatement, showBackupStatement } from './sql.js';
-import type { ClusterVersion, Config } from './types.js';
+import type { ClusterVersion, Config } from './config.js';
 
 export type CheckState = 'passed' | 'failed' | 'skipped' | 'unknown';
 

@@ -12,7 +12,7 @@ import { readUserFacts } from './preflight-checks.js';
 import { restoreVersionRefusal, scratchName } from './restore-check.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, restoreCheckStatement } from './sql.js';
-import type { ClusterVersion, Config, ConnectionConfig } from './types.js';
+import type { ClusterVersion, Config, ConnectionConfig } from './config.js';
 
 export interface OtherClusterContext {
   connector: Connector;

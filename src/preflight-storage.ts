@@ -16,7 +16,7 @@ import { readPruneFacts } from './prune.js';
 import type { Statement } from './sql.js';
 import type { Chain, ObjectStore } from './storage.js';
 import { listChains, planPrune, storageErrorText } from './storage.js';
-import type { ClusterVersion, Config } from './types.js';
+import type { ClusterVersion, Config } from './config.js';
 
 type Describe = (err: unknown) => string;
 

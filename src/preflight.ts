@@ -54,7 +54,7 @@ import {
   whenCompleteStatement,
 } from './sql.js';
 import type { ObjectStore } from './storage.js';
-import type { ClusterVersion, Config } from './types.js';
+import type { ClusterVersion, Config } from './config.js';
 
 export type { Check } from './preflight-checks.js';
 

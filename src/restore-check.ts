@@ -16,7 +16,7 @@ import type { SecretRegistry } from './secrets.js';
 import { describeError } from './secrets.js';
 import type { Statement } from './sql.js';
 import { databaseExistsStatement, restoreCheckStatement, showBackupStatement } from './sql.js';
-import type { ClusterVersion, Config } from './types.js';
+import type { ClusterVersion, Config } from './config.js';
 
 export interface RestoreCheckDeps {
   config: Config;

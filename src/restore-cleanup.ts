@@ -17,7 +17,7 @@ import {
   jobByIdStatement,
   restoreJobByScratchStatement,
 } from './sql.js';
-import type { Config } from './types.js';
+import type { Config } from './config.js';
 
 /** main → post state: JSON list of the restore check's jobs and scratch databases not yet cleaned up. */
 export const RESTORE_STATE = 'restore-check';

@@ -11,7 +11,7 @@ import type { CaptureTime, JobRow } from './job.js';
 import { toJobRow } from './job.js';
 import type { Statement } from './sql.js';
 import { backupsByAostStatement, formatTimestampMicros, sessionsByApplicationStatement } from './sql.js';
-import type { ConnectionConfig } from './types.js';
+import type { ConnectionConfig } from './config.js';
 
 /** The longest the answer to BACKUP … WITH detached is awaited before the lost-answer procedure takes over. */
 export const ANSWER_TIMEOUT_MS = 60_000;

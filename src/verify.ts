@@ -25,7 +25,7 @@ import {
   storageErrorText,
   verifyLayerObjects,
 } from './storage.js';
-import type { Config } from './types.js';
+import type { Config } from './config.js';
 
 export interface VerifyInput {
   config: Config;

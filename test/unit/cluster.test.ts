@@ -8,7 +8,7 @@ import {
   tlsOptionsFor,
   versionAtLeast,
 } from '../../src/cluster.js';
-import type { ConnectionConfig } from '../../src/types.js';
+import type { ConnectionConfig } from '../../src/config.js';
 
 const base: ConnectionConfig = {
   input: 'connection-string',

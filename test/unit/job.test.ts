@@ -15,7 +15,7 @@ import {
   waitForJob,
 } from '../../src/job.js';
 import type { ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
-import type { ConnectionConfig } from '../../src/types.js';
+import type { ConnectionConfig } from '../../src/config.js';
 import type { Statement } from '../../src/sql.js';
 import { fakeConnector, sqlError, VirtualClock } from '../support/fakes.js';
 import { backupStatement } from '../../src/sql.js';

@@ -18,7 +18,7 @@ import {
 } from '../../src/preflight-checks.js';
 import { grantConnectionCheck, grantSideMayCancel, verifyClusterCheck } from '../../src/preflight-others.js';
 import { SecretRegistry } from '../../src/secrets.js';
-import type { Config } from '../../src/types.js';
+import type { Config } from '../../src/config.js';
 
 function config(over: Record<string, string> = {}): Config {
   const all: Record<string, string> = {

@@ -13,7 +13,7 @@ import { SecretRegistry } from '../../src/secrets.js';
 import type { Statement } from '../../src/sql.js';
 import type { ListEntry, ObjectStore } from '../../src/storage.js';
 import { openObjectStore } from '../../src/storage.js';
-import type { Config } from '../../src/types.js';
+import type { Config } from '../../src/config.js';
 import type { VerifyInput } from '../../src/verify.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from '../../src/verify.js';
 import type { S3TestServer } from '../support/s3/server.js';
