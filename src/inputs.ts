@@ -225,6 +225,14 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   return { config: deepFreeze(config), warnings, notices };
 }
 
+/**
+ * Whether to write the job summary, for an ending that has no config (an input was rejected):
+ * only an explicit false turns it off.
+ */
+export function summaryWanted(getInput: InputReader): boolean {
+  return !FALSE.has(getInput('summary').trim());
+}
+
 function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistry): void {
   for (const name of SECRET_INPUTS) {
     const value = (getInput(name) ?? '').trim();

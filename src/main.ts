@@ -21,7 +21,7 @@ import {
   subdirFromDescription,
 } from './destination.js';
 import type { InputReader } from './inputs.js';
-import { InputError, readConfig } from './inputs.js';
+import { InputError, readConfig, summaryWanted } from './inputs.js';
 import type { CaptureTime, JobRow, WaitOutcome } from './job.js';
 import {
   CANCEL_DEADLINE_MS,
@@ -236,10 +236,6 @@ async function writeSummary(io: ActionIO, report: RunReport, scrub: (t: string) 
   } catch (err) {
     io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
   }
-}
-
-function summaryWanted(getInput: InputReader): boolean {
-  return !/^(false|False|FALSE)$/.test(getInput('summary').trim());
 }
 
 export function timingsFromEnv(env: Readonly<Record<string, string | undefined>>): Timings {
