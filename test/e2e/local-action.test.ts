@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/action-runner.js';
+import { secretForms, secretsOf } from '../support/leaks.js';
 import type { E2eEnv } from './harness.js';
-import { secretForms, secretsOf, startE2eEnv } from './harness.js';
+import { startE2eEnv } from './harness.js';
 
 const LOCAL_ACTION = join(REPO_ROOT, 'node_modules', '@github', 'local-action', 'bin', 'local-action.js');
 

@@ -3,9 +3,9 @@
  * it looks, and must not flag the runner's own ::add-mask:: lines.
  */
 import { describe, expect, it } from 'vitest';
-import type { ActionRunResult } from '../support/action-runner.js';
-import type { TestCluster } from '../support/cluster/index.js';
-import { findLeaks, findSqlLeaks, secretForms, secretsOf } from '../e2e/harness.js';
+import type { ActionRunResult } from './action-runner.js';
+import type { TestCluster } from './cluster/index.js';
+import { findLeaks, findSqlLeaks, secretForms, secretsOf } from './leaks.js';
 
 const SECRET = 's3cr~t key/with+odd*chars!';
 
