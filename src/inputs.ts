@@ -4,6 +4,7 @@
  * validation can throw. Each error names the input and says what to write.
  */
 import { microsToIso, parseClusterTime } from './job.js';
+import { pruningEnabled } from './prune.js';
 import type { SecretRegistry } from './secrets.js';
 import type {
   AsOfSystemTime,
@@ -140,7 +141,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   const pruneOlderThanMs = parseDurationInput(read('prune-older-than'), 'prune-older-than', {
     minMs: 60_000,
   });
-  if ((pruneKeepLast !== undefined || pruneOlderThanMs !== undefined) && verify === 'none') {
+  if (pruningEnabled({ pruneKeepLast, pruneOlderThanMs }) && verify === 'none') {
     throw new InputError(
       pruneKeepLast !== undefined ? 'prune-keep-last' : 'prune-older-than',
       'pruning deletes old backups only after the new one is verified, and verify is none. Set verify to manifest, files or restore, or remove the prune inputs.',

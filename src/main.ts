@@ -61,7 +61,7 @@ import { PlanError, planBackup } from './plan.js';
 import { runDryRun } from './preflight.js';
 import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
-import { readPruneFacts } from './prune.js';
+import { pruningEnabled, readPruneFacts } from './prune.js';
 import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 import { runRestoreCheckFor } from './restore-check.js';
@@ -398,7 +398,7 @@ class Step {
     const job = await this.settle(outcome);
     this.recordJob(job, plan, capture);
     await this.group('Verify the backup', () => this.verify(plan, capture));
-    if (config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined) {
+    if (pruningEnabled(config)) {
       await this.group('Prune old backup chains', () => this.prune(plan));
     }
     this.report.outcome = 'succeeded';
@@ -417,7 +417,7 @@ class Step {
    */
   private warmUpStorage(): void {
     const { config } = this;
-    const pruning = config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined;
+    const pruning = pruningEnabled(config);
     const settings = storageSettings(config);
     if (settings === undefined || (config.verify === 'none' && !pruning)) return;
     // A failure here surfaces where the store is first used.

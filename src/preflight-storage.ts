@@ -12,17 +12,13 @@ import { readLatestFullSubdir } from './layout.js';
 import type { Plan } from './plan.js';
 import type { Check } from './preflight-checks.js';
 import { missingIamAction, storageCheckForm } from './preflight-checks.js';
-import { readPruneFacts } from './prune.js';
+import { pruningEnabled, readPruneFacts } from './prune.js';
 import type { Statement } from './sql.js';
 import type { Chain, ObjectStore } from './storage.js';
 import { listChains, planPrune, storageErrorText } from './storage.js';
 import type { ClusterVersion, Config } from './config.js';
 
 type Describe = (err: unknown) => string;
-
-export function pruning(config: Config): boolean {
-  return config.pruneKeepLast !== undefined || config.pruneOlderThanMs !== undefined;
-}
 
 /**
  * Every node writes, reads and deletes a small test file at the collection: CHECK EXTERNAL
@@ -81,7 +77,10 @@ export async function runnerAccessCheck(
   const settings = storageSettings(config);
   // Pruning runs only after a verified backup.
   const verifying = config.verify !== 'none';
-  const needs = [verifying ? `verify: ${config.verify}` : '', verifying && pruning(config) ? 'pruning' : '']
+  const needs = [
+    verifying ? `verify: ${config.verify}` : '',
+    verifying && pruningEnabled(config) ? 'pruning' : '',
+  ]
     .filter(Boolean)
     .join(' and ');
   if (!settings) {
@@ -140,7 +139,7 @@ export async function pruneCheck(
 ): Promise<Check> {
   const name = 'Pruning';
   const settings = storageSettings(config);
-  if (!pruning(config)) {
+  if (!pruningEnabled(config)) {
     return { name, state: 'skipped', detail: 'no prune-keep-last or prune-older-than.' };
   }
   if (config.verify === 'none' || !settings) {

@@ -8,6 +8,14 @@ import { subdirFromDescription } from './destination.js';
 import { findRunningBackups, parseClusterTime } from './job.js';
 import { normalizeFullSubdir } from './layout.js';
 
+/** Whether this run prunes at all: either retention rule is set. */
+export function pruningEnabled(rules: {
+  readonly pruneKeepLast?: number | undefined;
+  readonly pruneOlderThanMs?: number | undefined;
+}): boolean {
+  return rules.pruneKeepLast !== undefined || rules.pruneOlderThanMs !== undefined;
+}
+
 export interface PruneFacts {
   now: Date;
   /** Full backup folder (or `LATEST`) → ids of the running backup jobs that write into it. */
