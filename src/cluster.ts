@@ -6,6 +6,8 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { ClusterVersion, ConnectionConfig } from './config.js';
 import type { Statement } from './sql.js';
+import type { Clock } from './runtime.js';
+import { AbortedError, errorMessage } from './errors.js';
 
 export type Row = Record<string, string | number | boolean | null | string[]>;
 
@@ -26,13 +28,6 @@ export interface ConnectRequest {
 
 export type Connector = (req: ConnectRequest) => Promise<SqlSession>;
 
-/** An error that carries a SQLSTATE: the server answered. */
-export interface SqlStateError extends Error {
-  code: string;
-  detail?: string;
-  hint?: string;
-}
-
 export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
@@ -49,12 +44,6 @@ export function isConnectionError(err: unknown): boolean {
   return /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|socket hang up|not queryable|Query read timeout|Connection ended/i.test(
     message,
   );
-}
-
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|::1|\[::1\])$/i;
-
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.test(host);
 }
 
 /** TLS options for node:tls following libpq's sslmode, or false for a plain connection. */
@@ -207,38 +196,9 @@ export function versionAtLeast(v: ClusterVersion, major: number, minor: number, 
   return v.patch >= patch;
 }
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** Resolves after ms, or early (without throwing) when the signal aborts. */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve) => {
-      if (signal?.aborted) return resolve();
-      const timer = setTimeout(done, Math.max(0, ms));
-      function done(): void {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      }
-      signal?.addEventListener('abort', done, { once: true });
-    }),
-};
-
 export interface LinkLogger {
   info(message: string): void;
   warning(message: string): void;
-}
-
-export class AbortedError extends Error {
-  constructor() {
-    super('aborted');
-    this.name = 'AbortedError';
-  }
 }
 
 /** Names connections `<base> c<N>`, so a DBA sees who runs the backup and a lost session can be found by name. */
@@ -336,14 +296,14 @@ export class ClusterLink {
           lostAt = this.clock.now();
           this.log.warning(
             this.everConnected
-              ? `Connection to the cluster lost during ${what} (${errorText(err)}); reconnecting.`
-              : `Could not reach the cluster (${errorText(err)}); retrying for up to ${Math.round(o.budgetMs / 1000)}s.`,
+              ? `Connection to the cluster lost during ${what} (${errorMessage(err)}); reconnecting.`
+              : `Could not reach the cluster (${errorMessage(err)}); retrying for up to ${Math.round(o.budgetMs / 1000)}s.`,
           );
         }
         const spent = this.clock.now() - started;
         if (spent >= o.budgetMs) {
           throw new Error(
-            `lost the connection to the cluster during ${what} and could not reconnect within ${Math.round(o.budgetMs / 1000)}s: ${errorText(err)}`,
+            `lost the connection to the cluster during ${what} and could not reconnect within ${Math.round(o.budgetMs / 1000)}s: ${errorMessage(err)}`,
             { cause: err },
           );
         }
@@ -358,8 +318,4 @@ export class ClusterLink {
 export function backoffMs(attempt: number, random: () => number): number {
   const cap = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 10));
   return Math.round(cap / 2 + (random() * cap) / 2);
-}
-
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

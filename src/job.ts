@@ -3,8 +3,10 @@
  * jobs), find jobs by collection or statement, wait for a terminal status,
  * cancel.
  */
-import type { ClusterLink, Clock, Connector, LinkLogger, Row, SqlSession } from './cluster.js';
-import { AbortedError, errorText, isConnectionError, sqlState } from './cluster.js';
+import type { ClusterLink, Connector, LinkLogger, Row, SqlSession } from './cluster.js';
+import { isConnectionError, sqlState } from './cluster.js';
+import { AbortedError, errorMessage } from './errors.js';
+import type { Clock } from './runtime.js';
 import {
   cancelJobStatement,
   formatTimestampMicros,
@@ -360,7 +362,7 @@ async function waitWhenComplete(
     if (err instanceof AbortedError) throw err;
     const code = sqlState(err);
     if (code === '57014') return {};
-    if (code !== undefined) return { unsupported: `${code}: ${errorText(err)}` };
+    if (code !== undefined) return { unsupported: `${code}: ${errorMessage(err)}` };
     throw err;
   }
 }
@@ -479,7 +481,7 @@ export async function cancelJob(
       await session.query(cancelJobStatement(jobId), { clientTimeoutMs: left() });
       return { kind: 'requested' };
     } catch (err) {
-      const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(errorText(err));
+      const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(errorMessage(err));
       if (m?.[1] !== 'pause-requested') return cancelFailure(err);
       const pause = Math.min(250, pauseDeadline - PAUSING_MARGIN_MS - Date.now());
       if (pause <= 0) return { kind: 'pausing' };
@@ -489,7 +491,7 @@ export async function cancelJob(
 }
 
 function cancelFailure(err: unknown): CancelResult {
-  const message = errorText(err);
+  const message = errorMessage(err);
   if (sqlState(err) === '42501') return { kind: 'refused', message };
   const m = /(?:status|state) ([a-z-]+) cannot be requested to be canceled/.exec(message);
   if (m?.[1] === 'reverting') return { kind: 'reverting' };

@@ -4,15 +4,9 @@
  * module mocks.
  */
 import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
-import type { Clock, Connector, LinkLogger, SqlSession } from './cluster.js';
-import {
-  AbortedError,
-  ApplicationNames,
-  ClusterLink,
-  errorText,
-  parseClusterVersion,
-  versionAtLeast,
-} from './cluster.js';
+import type { LinkLogger, SqlSession } from './cluster.js';
+import { ApplicationNames, ClusterLink, parseClusterVersion, versionAtLeast } from './cluster.js';
+import { AbortedError, errorLine, errorMessage, StepFailure } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import {
   buildBackupDestination,
@@ -20,8 +14,7 @@ import {
   storageSettings,
   subdirFromDescription,
 } from './destination.js';
-import type { InputReader } from './inputs.js';
-import { InputError, readConfig, summaryWanted } from './inputs.js';
+import { readConfig, summaryWanted } from './inputs.js';
 import type { CaptureTime, JobRow, WaitOutcome } from './job.js';
 import {
   CANCEL_DEADLINE_MS,
@@ -36,8 +29,9 @@ import {
   resolveCaptureTime,
   waitForJob,
 } from './job.js';
-import type { ActionIO, RunReport } from './report.js';
-import { realDeps } from './runtime.js';
+import type { RunReport } from './report.js';
+import type { ActionIO, Deps, Timings } from './runtime.js';
+import { applicationNameBase, realDeps, runUrl, timingsFromEnv } from './runtime.js';
 import {
   earlierThan,
   lookUpSubmission,
@@ -46,7 +40,8 @@ import {
   SubmitDeadline,
 } from './submit.js';
 import { finalOutputs, ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
-import { describeError, SecretRegistry } from './secrets.js';
+import { SecretRegistry } from './secrets.js';
+import { STATE } from './state.js';
 import type { Statement } from './sql.js';
 import {
   backupStatement,
@@ -67,63 +62,10 @@ import type { RestoreCheckOutcome } from './restore-check.js';
 import { runRestoreCheckFor } from './restore-check.js';
 import type { ClusterVersion, Config } from './config.js';
 
-export interface Deps {
-  io: ActionIO;
-  getInput: InputReader;
-  env: Readonly<Record<string, string | undefined>>;
-  connector: Connector;
-  openStore: (settings: StorageSettings) => Promise<ObjectStore>;
-  clock: Clock;
-  /** Aborted when the runner sends SIGINT, SIGTERM or SIGHUP. */
-  signal: AbortSignal;
-  random?: () => number;
-  /**
-   * Registers what to do when the step is about to be ended by force (the
-   * backstop after a signal): write the outputs and the summary as they stand.
-   */
-  onForcedExit?: (finish: () => Promise<void>) => void;
-}
-
-export const STATE = {
-  jobId: 'job-id',
-  owned: 'job-owned',
-  done: 'main-done',
-  /** The AS OF SYSTEM TIME literal of the BACKUP, saved before it is sent: the job's unique mark. */
-  capture: 'submit-capture',
-  /** The application_name of each session BACKUP was sent on, one per line, saved before sending. */
-  sessions: 'submit-sessions',
-} as const;
-
 /** From the signal: the lookup of a job whose id never arrived ends by then… */
 const ABORT_LOOKUP_MS = 2_500;
 /** …and the cancel too, leaving the summary time before the runner's SIGTERM at 7.5 s. */
 const ABORT_BUDGET_MS = 6_000;
-
-/** Timings that tests may shorten. */
-export interface Timings {
-  connectTimeoutMs: number;
-  reconnectBudgetMs: number;
-  sessionGoneTimeoutMs: number;
-  cancelTimeoutMs: number;
-  whenCompleteSliceMs: number;
-}
-
-export const DEFAULT_TIMINGS: Timings = {
-  connectTimeoutMs: 10_000,
-  reconnectBudgetMs: 5 * 60_000,
-  sessionGoneTimeoutMs: 2 * 60_000,
-  cancelTimeoutMs: 3_000,
-  whenCompleteSliceMs: 15_000,
-};
-
-class StepFailure extends Error {
-  constructor(
-    message: string,
-    readonly outcome: RunReport['outcome'] = 'error',
-  ) {
-    super(message);
-  }
-}
 
 /** Runs the main step; returns the process exit code. */
 export async function run(
@@ -170,7 +112,7 @@ export async function run(
     let err = caught;
     // Wherever the run was when the signal came, the job it may have created is dealt with here.
     if (err instanceof AbortedError && step) err = await step.abortFailure();
-    const failure = failureMessage(err, secrets);
+    const failure = errorLine(err, secrets);
     if (report.outcome === 'succeeded' || report.outcome === 'submitted') report.outcome = 'error';
     if (err instanceof StepFailure) report.outcome = err.outcome;
     report.error = failure;
@@ -225,46 +167,12 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function failureMessage(err: unknown, secrets: SecretRegistry): string {
-  if (err instanceof InputError || err instanceof StepFailure) return err.message;
-  return describeError(err, secrets);
-}
-
 async function writeSummary(io: ActionIO, report: RunReport, scrub: (t: string) => string): Promise<void> {
   try {
     await io.writeSummary(scrub(renderSummary(report, scrub)));
   } catch (err) {
-    io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
+    io.warning(`Could not write the job summary (${scrub(errorMessage(err))}); the outputs are set.`);
   }
-}
-
-export function timingsFromEnv(env: Readonly<Record<string, string | undefined>>): Timings {
-  // Test hook: the e2e tests shorten the reconnect budget; users never need it.
-  const budget = Number(env.CRDB_BACKUP_ACTION_RECONNECT_BUDGET_MS);
-  return Number.isFinite(budget) && budget > 0
-    ? { ...DEFAULT_TIMINGS, reconnectBudgetMs: budget }
-    : DEFAULT_TIMINGS;
-}
-
-function runUrl(env: Readonly<Record<string, string | undefined>>): string | undefined {
-  const {
-    GITHUB_SERVER_URL: server,
-    GITHUB_REPOSITORY: repo,
-    GITHUB_RUN_ID: id,
-    GITHUB_RUN_ATTEMPT: attempt,
-  } = env;
-  if (!server || !repo || !id) return undefined;
-  return `${server}/${repo}/actions/runs/${id}${attempt ? `/attempts/${attempt}` : ''}`;
-}
-
-/** `crdb-backup-action <repo> run <id>-<attempt>`: how a DBA sees this run in the cluster's session views. */
-export function applicationNameBase(
-  env: Readonly<Record<string, string | undefined>>,
-  random: () => number,
-): string {
-  const repo = env.GITHUB_REPOSITORY ?? 'local';
-  const id = env.GITHUB_RUN_ID ?? `local${Math.floor(random() * 1e9)}`;
-  return `crdb-backup-action ${repo} run ${id}-${env.GITHUB_RUN_ATTEMPT ?? '1'}`;
 }
 
 /** One run of the main step: the phases in order, each in a log group. */
@@ -434,7 +342,7 @@ class Step {
     } catch (err) {
       const advice = adviceForConnectError(err);
       throw new StepFailure(
-        `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${withAdvice(describeError(err, this.secrets), advice)}`,
+        `Could not connect to the cluster at ${this.config.connection.host}:${this.config.connection.port}: ${withAdvice(errorLine(err, this.secrets), advice)}`,
       );
     }
     if (this.config.timeoutMs !== undefined) this.runDeadline = this.deps.clock.now() + this.config.timeoutMs;
@@ -443,7 +351,7 @@ class Step {
     try {
       this.version = parseClusterVersion(text);
     } catch (err) {
-      throw new StepFailure(errorText(err));
+      throw new StepFailure(errorMessage(err));
     }
     const v = this.version;
     if (!versionAtLeast(v, 22, 2)) {
@@ -510,7 +418,7 @@ class Step {
         this.log(`${stmt.text}: done`);
       } catch (err) {
         throw new StepFailure(
-          `grant-to: \`${stmt.text}\` failed: ${describeError(err, this.secrets)}. The grant-connection-string user must be an admin (or hold the privilege WITH GRANT OPTION), and the role ${config.grantTo} must exist.`,
+          `grant-to: \`${stmt.text}\` failed: ${errorLine(err, this.secrets)}. The grant-connection-string user must be an admin (or hold the privilege WITH GRANT OPTION), and the role ${config.grantTo} must exist.`,
         );
       }
     }
@@ -669,7 +577,7 @@ class Step {
       });
     } catch (err) {
       if (err instanceof PlanError) throw new StepFailure(err.message);
-      throw new StepFailure(`Could not plan the backup: ${describeError(err, this.secrets)}`);
+      throw new StepFailure(`Could not plan the backup: ${errorLine(err, this.secrets)}`);
     }
   }
 
@@ -715,7 +623,7 @@ class Step {
         throw new StepFailure(err.message, err.reason === 'timeout' ? 'timeout' : 'error');
       }
       const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
-      throw new StepFailure(`BACKUP was refused: ${withAdvice(describeError(err, this.secrets), advice)}`);
+      throw new StepFailure(`BACKUP was refused: ${withAdvice(errorLine(err, this.secrets), advice)}`);
     }
     this.submission = undefined;
     // Saved at once, so that the post step can cancel the job if this step is killed.
@@ -904,7 +812,7 @@ class Step {
       matchesCollection: (d) => descriptionTargetsCollection(d, this.config.collection),
       sessions,
       deadline,
-      describe: (err) => describeError(err, this.secrets),
+      describe: (err) => errorLine(err, this.secrets),
     });
     if (result.kind === 'found') {
       this.jobId = result.job.jobId;
@@ -974,7 +882,7 @@ class Step {
         ? { totalTimeoutMs: Math.min(totalTimeoutMs, CANCEL_DEADLINE_MS) }
         : {}),
       log: (m) => this.log(m),
-      describe: (err) => describeError(err, this.secrets),
+      describe: (err) => errorLine(err, this.secrets),
     });
     const text = cancelResultText(result, jobId, why, config.connection.user);
     this.log(text);

@@ -3,9 +3,8 @@
  * step was killed before it finished: then it cancels the job that step
  * created (with cancel-on-abort) or reports it as still running.
  */
-import type { Deps } from './main.js';
-import { applicationNameBase, DEFAULT_TIMINGS, STATE } from './main.js';
-import { ApplicationNames, errorText } from './cluster.js';
+import { ApplicationNames } from './cluster.js';
+import { errorLine, errorMessage } from './errors.js';
 import { InputError, readConfig } from './inputs.js';
 import {
   CANCEL_DEADLINE_MS,
@@ -14,11 +13,13 @@ import {
   toJobRow,
   TERMINAL_STATUSES,
 } from './job.js';
-import { describeError, SecretRegistry } from './secrets.js';
+import { SecretRegistry } from './secrets.js';
+import { STATE } from './state.js';
 import { jobByIdStatement } from './sql.js';
 import { descriptionTargetsCollection } from './destination.js';
 import { parseClusterTime } from './job.js';
-import { realDeps } from './runtime.js';
+import type { Deps } from './runtime.js';
+import { applicationNameBase, DEFAULT_TIMINGS, realDeps } from './runtime.js';
 import { lookUpSubmission } from './submit.js';
 import type { Config } from './config.js';
 import { postRestoreCheck } from './restore-cleanup.js';
@@ -52,7 +53,7 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
   try {
     config = readConfig(deps.getInput, deps.env, secrets).config;
   } catch (err) {
-    const message = err instanceof InputError ? err.message : describeError(err, secrets);
+    const message = err instanceof InputError ? err.message : errorLine(err, secrets);
     io.warning(
       `Post step: could not read the inputs (${secrets.scrub(message)}); backup job ${jobId} may still be running.`,
     );
@@ -83,7 +84,7 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
     config.connection,
     names,
     jobId,
-    (e) => describeError(e, secrets),
+    (e) => errorLine(e, secrets),
     Math.min(STATUS_READ_MS, CANCEL_DEADLINE_MS / 2),
   );
   let text: string;
@@ -105,7 +106,7 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
       timeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
       totalTimeoutMs: Math.max(1000, deadline - Date.now()),
       log: (m) => io.info(secrets.scrub(m)),
-      describe: (err) => describeError(err, secrets),
+      describe: (err) => errorLine(err, secrets),
     });
     const why =
       ownership === CANCEL_PENDING
@@ -118,7 +119,7 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
     try {
       await io.writeSummary(secrets.scrub(`## ⚠️ CockroachDB backup: post step\n\n${text}\n`));
     } catch (err) {
-      io.warning(`Could not write the job summary (${secrets.scrub(errorText(err))}).`);
+      io.warning(`Could not write the job summary (${secrets.scrub(errorMessage(err))}).`);
     }
   }
   return 0;
@@ -147,7 +148,7 @@ async function findSubmitted(
     matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
     sessions: sessions.split('\n').filter((n) => n !== ''),
     deadline: Date.now() + LOOKUP_MS,
-    describe: (err) => describeError(err, secrets),
+    describe: (err) => errorLine(err, secrets),
   });
   switch (result.kind) {
     case 'found':

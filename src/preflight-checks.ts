@@ -4,7 +4,8 @@
  * grants or writes.
  */
 import type { Row, SqlSession } from './cluster.js';
-import { errorText, sqlState, versionAtLeast } from './cluster.js';
+import { sqlState, versionAtLeast } from './cluster.js';
+import { errorMessage } from './errors.js';
 import { escapeMarkdown, fenced } from './report.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, showBackupsStatement, showBackupStatement } from './sql.js';
@@ -81,11 +82,11 @@ export async function readUserFacts(
       facts.roleOptions = new Set(parseList(row.options));
       facts.admin = user === 'root' || parseList(row.member_of).includes('ADMIN');
     }
-  } else facts.notes.push(`SHOW ROLES was refused (${errorText(roles.error)})`);
+  } else facts.notes.push(`SHOW ROLES was refused (${errorMessage(roles.error)})`);
   const grants = await tryQuery(session, `SHOW SYSTEM GRANTS FOR ${quoteIdent(user)}`);
   if ('rows' in grants)
     facts.systemPrivileges = new Set(grants.rows.map((r) => String(r.privilege_type).toUpperCase()));
-  else facts.notes.push(`SHOW SYSTEM GRANTS was refused (${errorText(grants.error)})`);
+  else facts.notes.push(`SHOW SYSTEM GRANTS was refused (${errorMessage(grants.error)})`);
   for (const db of databases) {
     const has = await tryQuery(
       session,
@@ -102,7 +103,7 @@ export async function readUserFacts(
     const row = licence.rows[0] ?? {};
     facts.licence = String(row['enterprise.license'] ?? Object.values(row)[0] ?? '');
   } else if (sqlState(licence.error) !== '42501') {
-    facts.notes.push(`the licence setting could not be read (${errorText(licence.error)})`);
+    facts.notes.push(`the licence setting could not be read (${errorMessage(licence.error)})`);
   }
   return facts;
 }

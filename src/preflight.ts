@@ -6,15 +6,9 @@
  * Every check is reported, failing or not; the summary is a checklist.
  */
 import { adviceForConnectError, adviceForSubmitError } from './advice.js';
-import type { Clock, Connector, SqlSession } from './cluster.js';
-import {
-  ApplicationNames,
-  ClusterLink,
-  errorText,
-  parseClusterVersion,
-  sqlState,
-  versionAtLeast,
-} from './cluster.js';
+import type { Connector, SqlSession } from './cluster.js';
+import { ApplicationNames, ClusterLink, parseClusterVersion, sqlState, versionAtLeast } from './cluster.js';
+import { errorLine, errorMessage } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import { buildBackupDestination, descriptionTargetsCollection } from './destination.js';
 import type { CaptureTime } from './job.js';
@@ -39,9 +33,8 @@ import {
   verifyClusterCheck,
 } from './preflight-others.js';
 import { nodeAccessCheck, pruneCheck, runnerAccessCheck } from './preflight-storage.js';
-import type { ActionIO } from './report.js';
+import type { ActionIO, Clock } from './runtime.js';
 import type { SecretRegistry } from './secrets.js';
-import { describeError } from './secrets.js';
 import type { Statement } from './sql.js';
 import {
   backupStatement,
@@ -112,7 +105,7 @@ export async function runDryRun(ctx: DryRunContext): Promise<number> {
     try {
       await ctx.io.writeSummary(scrub(renderChecklist(result, ctx)));
     } catch (err) {
-      ctx.io.warning(`Could not write the job summary (${scrub(errorText(err))}); the outputs are set.`);
+      ctx.io.warning(`Could not write the job summary (${scrub(errorMessage(err))}); the outputs are set.`);
     }
   }
   return failed.length === 0 ? 0 : 1;
@@ -153,7 +146,7 @@ class DryRun {
   }
 
   private describe(err: unknown): string {
-    return describeError(err, this.ctx.secrets);
+    return errorLine(err, this.ctx.secrets);
   }
 
   async run(): Promise<DryRunResult> {
@@ -208,7 +201,7 @@ class DryRun {
     try {
       this.version = parseClusterVersion(text);
     } catch (err) {
-      this.add({ name: 'Version and edition', state: 'failed', detail: errorText(err) });
+      this.add({ name: 'Version and edition', state: 'failed', detail: errorMessage(err) });
       return undefined;
     }
     const v = this.version;

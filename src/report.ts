@@ -3,25 +3,7 @@
  * lines. Every text goes through the secret scrubber on its way out.
  */
 import type { JobRow } from './job.js';
-
-/** The runner-facing side effects, injected so tests can record them. */
-export interface ActionIO {
-  info(message: string): void;
-  warning(message: string): void;
-  error(message: string): void;
-  debug(message: string): void;
-  setOutput(name: string, value: string): void;
-  setFailed(message: string): void;
-  setSecret(value: string): void;
-  saveState(name: string, value: string): void;
-  getState(name: string): string;
-  startGroup(name: string): void;
-  endGroup(): void;
-  /** Append Markdown to the job summary; throws when the runner gave no summary file. */
-  writeSummary(markdown: string): Promise<void>;
-}
-
-export type Scrub = (text: string) => string;
+import type { ActionIO, Scrub } from './runtime.js';
 
 /**
  * A log line can never be a workflow command: the runner obeys `::name::` at the start of any

@@ -6,14 +6,14 @@
  * to clean up is saved for the post step (RESTORE_STATE), which calls cleanUpRestoreChecks.
  */
 import type { ApplicationNames, ClusterLink, SqlSession } from './cluster.js';
-import { AbortedError, errorText, parseClusterVersion, versionAtLeast } from './cluster.js';
+import { parseClusterVersion, versionAtLeast } from './cluster.js';
+import { AbortedError, errorLine, errorMessage } from './errors.js';
 import type { CancelResult, CaptureTime, WaitContext, WaitOutcome } from './job.js';
 import { cancelWithFallback, parseClusterTime, waitForJob } from './job.js';
-import type { Deps, Timings } from './main.js';
+import type { Deps, Timings } from './runtime.js';
 import type { ScratchEntry } from './restore-cleanup.js';
 import { dropIfPresent, RESTORE_STATE } from './restore-cleanup.js';
 import type { SecretRegistry } from './secrets.js';
-import { describeError } from './secrets.js';
 import type { Statement } from './sql.js';
 import { databaseExistsStatement, restoreCheckStatement, showBackupStatement } from './sql.js';
 import type { ClusterVersion, Config } from './config.js';
@@ -104,7 +104,7 @@ export async function runRestoreCheck(d: RestoreCheckDeps): Promise<RestoreCheck
           entries.splice(entries.indexOf(entry), 1);
           save();
         }
-        throw new CheckFailed(`RESTORE of ${database} was refused: ${withGrant(errorText(err), d)}`);
+        throw new CheckFailed(`RESTORE of ${database} was refused: ${withGrant(errorMessage(err), d)}`);
       }
       const jobId = String(rows[0]?.job_id ?? '');
       if (!/^\d+$/.test(jobId)) throw new CheckFailed(`RESTORE of ${database} returned no job id.`);
@@ -140,7 +140,7 @@ export async function runRestoreCheck(d: RestoreCheckDeps): Promise<RestoreCheck
       ? 'the workflow run was cancelled during the restore check'
       : err instanceof CheckFailed
         ? err.message
-        : `the restore check could not run: ${errorText(err)}`;
+        : `the restore check could not run: ${errorMessage(err)}`;
     const problem = `${cause.replace(/[.\s]+$/, '')}. ${cleanup}`.trim();
     checks.push(`restore check failed: ${problem}`);
     return { ok: false, databases: results, problem, checks };
@@ -299,7 +299,7 @@ async function cleanUp(d: RestoreCheckDeps, entries: ScratchEntry[], save: () =>
         entries.splice(entries.indexOf(entry), 1);
       } catch (err) {
         said.push(
-          `Scratch database ${entry.db} could not be dropped (${errorText(err)}); the post step tries again.`,
+          `Scratch database ${entry.db} could not be dropped (${errorMessage(err)}); the post step tries again.`,
         );
       }
     } else {
@@ -405,7 +405,7 @@ export function runRestoreCheckFor(p: RunnerParts): Promise<RestoreCheckOutcome>
         connectTimeoutMs: Math.min(p.timings.connectTimeoutMs, p.timings.cancelTimeoutMs),
         timeoutMs: p.timings.cancelTimeoutMs,
         log: p.log,
-        describe: (err) => describeError(err, p.secrets),
+        describe: (err) => errorLine(err, p.secrets),
       }),
     saveState: (name, value) => deps.io.saveState(name, value),
     now: () => deps.clock.now(),

@@ -4,13 +4,14 @@
  * a main step that was killed or ran out of time.
  */
 import type { SqlSession } from './cluster.js';
-import { ApplicationNames, errorText } from './cluster.js';
+import { ApplicationNames } from './cluster.js';
+import { errorLine, errorMessage } from './errors.js';
 import { readConfig } from './inputs.js';
 import type { CancelResult } from './job.js';
 import { cancelWithFallback, TERMINAL_STATUSES, toJobRow } from './job.js';
-import type { Deps } from './main.js';
-import { applicationNameBase, DEFAULT_TIMINGS } from './main.js';
-import { describeError, SecretRegistry } from './secrets.js';
+import type { Deps } from './runtime.js';
+import { applicationNameBase, DEFAULT_TIMINGS } from './runtime.js';
+import { SecretRegistry } from './secrets.js';
 import {
   databaseExistsStatement,
   dropScratchStatement,
@@ -79,7 +80,7 @@ export async function cleanUpRestoreChecks(c: {
       if (status === 'succeeded' && (await dropIfPresent(await c.session(), e.db)))
         lines.push(`Scratch database ${e.db} of the restore check dropped.`);
     } catch (err) {
-      lines.push(`Could not clean up restore job ${e.job} / scratch database ${e.db}: ${errorText(err)}.`);
+      lines.push(`Could not clean up restore job ${e.job} / scratch database ${e.db}: ${errorMessage(err)}.`);
     }
   }
   for (const l of lines) c.log(l);
@@ -129,7 +130,7 @@ export async function postRestoreCheck(deps: Deps): Promise<void> {
           connectTimeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
           timeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
           log: (m) => deps.io.info(secrets.scrub(m)),
-          describe: (err) => describeError(err, secrets),
+          describe: (err) => errorLine(err, secrets),
         }),
       log: (m) => deps.io.warning(secrets.scrub(`Post step: ${m}`)),
     });

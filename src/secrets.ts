@@ -68,19 +68,3 @@ export function encodedForms(value: string): string[] {
     .replace(/%20/g, '+');
   return [uri, form, form.replace(/\+/g, '%20'), go];
 }
-
-/** A thrown value as one line of text, scrubbed: message plus pg's detail, hint and SQLSTATE. */
-export function describeError(err: unknown, secrets: SecretRegistry): string {
-  return secrets.scrub(errorLine(err));
-}
-
-/** The same line unscrubbed, for callers that scrub whatever they print themselves; never a stack. */
-export function errorLine(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const e = err as Error & { detail?: string; hint?: string; code?: string };
-  const parts = [e.message || e.name];
-  if (typeof e.detail === 'string' && e.detail) parts.push(`(${e.detail})`);
-  if (typeof e.hint === 'string' && e.hint) parts.push(`hint: ${e.hint}`);
-  if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) parts.push(`[SQLSTATE ${e.code}]`);
-  return parts.join(' ');
-}

@@ -35,11 +35,6 @@ export function formatTimestampMicros(micros: bigint): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${fraction}+00:00`;
 }
 
-/** `YYYY-MM-DD HH:MM:SS.ffffff+00:00` → ISO 8601 `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
-export function timestampToIso(ts: string): string {
-  return ts.replace(' ', 'T').replace(/\+00:00$/, 'Z');
-}
-
 export interface BackupStatementOptions {
   databases: readonly string[];
   /** Absolute UTC timestamp `YYYY-MM-DD HH:MM:SS.ffffff+00:00`. */

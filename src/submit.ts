@@ -5,8 +5,10 @@
  * its own deadline, and a lost or late answer is followed by the lost-answer
  * procedure (DESIGN.md "A lost answer").
  */
-import type { ClusterLink, Clock, Connector, LinkLogger, SqlSession } from './cluster.js';
-import { AbortedError, errorText, isConnectionError } from './cluster.js';
+import type { ClusterLink, Connector, LinkLogger, SqlSession } from './cluster.js';
+import { isConnectionError } from './cluster.js';
+import { AbortedError, errorMessage } from './errors.js';
+import type { Clock } from './runtime.js';
 import type { CaptureTime, JobRow } from './job.js';
 import { toJobRow } from './job.js';
 import type { Statement } from './sql.js';
@@ -109,7 +111,7 @@ export async function submitBackup(ctx: SubmitContext): Promise<Submitted> {
       ctx.log.warning(
         late
           ? `No answer to BACKUP within ${Math.round(answerMs / 1000)}s; closed that connection. Looking for the job it may have created before going on.`
-          : `The answer to BACKUP was lost (${errorText(err)}). Looking for the job it may have created before submitting again.`,
+          : `The answer to BACKUP was lost (${errorMessage(err)}). Looking for the job it may have created before submitting again.`,
       );
       const found = await recoverLostSubmission(ctx, session.applicationName, deadline);
       if (found) {

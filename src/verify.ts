@@ -3,14 +3,13 @@
  * old chains only after that proof.
  */
 import type { ClusterLink } from './cluster.js';
-import { AbortedError, errorText as describeErrorPlain } from './cluster.js';
+import { AbortedError, errorLine, errorMessage } from './errors.js';
 import type { StorageSettings } from './destination.js';
 import { storageSettings } from './destination.js';
 import type { CaptureTime } from './job.js';
 import { parseClusterTime } from './job.js';
 import type { PruneSummary } from './report.js';
 import { countByCode } from './report.js';
-import { errorLine } from './secrets.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
 import { readLatestFullSubdir } from './layout.js';
@@ -130,7 +129,7 @@ async function verifyWithSql(v: VerifyInput, checks: string[]): Promise<void> {
     try {
       await query(v, v.showBackup(v.fullSubdir, true));
     } catch (err) {
-      throw new VerifyProblem(`SHOW BACKUP … WITH check_files failed: ${describeErrorPlain(err)}`);
+      throw new VerifyProblem(`SHOW BACKUP … WITH check_files failed: ${errorMessage(err)}`);
     }
     checks.push('all files present (SHOW BACKUP … WITH check_files)');
   }
@@ -157,7 +156,7 @@ async function verifyInBucket(v: VerifyInput, checks: string[], out: VerifyOutco
     if (v.config.s3Auth === 'implicit' && settings.credentials === undefined && isMissingCredentials(err)) {
       checks.push(NO_RUNNER_CREDENTIALS);
       v.log(
-        `The backup's files were not read from the bucket: s3-auth is implicit and the runner has no AWS credentials (${describeErrorPlain(err)}). Configure aws-actions/configure-aws-credentials to have them read.`,
+        `The backup's files were not read from the bucket: s3-auth is implicit and the runner has no AWS credentials (${errorMessage(err)}). Configure aws-actions/configure-aws-credentials to have them read.`,
       );
       return;
     }

@@ -1,6 +1,6 @@
 /** In-process fakes for unit tests: a virtual clock, a scripted SQL session and a recording runner. */
-import type { Clock, ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
-import type { ActionIO } from '../../src/report.js';
+import type { ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
+import type { ActionIO, Clock } from '../../src/runtime.js';
 import type { Statement } from '../../src/sql.js';
 
 /** Virtual time: sleep() advances the clock at once, so waits cost nothing. */

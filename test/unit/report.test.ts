@@ -10,7 +10,8 @@ import {
   restoreStatement,
   writeOutputs,
 } from '../../src/report.js';
-import type { ActionIO, PruneSummary, RunReport } from '../../src/report.js';
+import type { PruneSummary, RunReport } from '../../src/report.js';
+import type { ActionIO } from '../../src/runtime.js';
 import { quoteIdent } from '../../src/sql.js';
 
 const success: RunReport = {

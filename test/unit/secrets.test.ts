@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeError, SecretRegistry } from '../../src/secrets.js';
+import { SecretRegistry } from '../../src/secrets.js';
 
 describe('SecretRegistry', () => {
   it('masks raw, URL-encoded and form-encoded forms and scrubs them all', () => {
@@ -33,23 +33,5 @@ describe('SecretRegistry', () => {
     const masked: string[] = [];
     new SecretRegistry((v) => masked.push(v)).add('');
     expect(masked).toEqual([]);
-  });
-});
-
-describe('describeError', () => {
-  it('scrubs pg fields and the raw URI CockroachDB embeds in one error', () => {
-    const s = new SecretRegistry();
-    s.add('s3://b/p?AWS_SECRET_ACCESS_KEY=top%2Fsecret');
-    s.add('top/secret');
-    const err = Object.assign(
-      new Error('A full backup already exists in s3://b/p?AWS_SECRET_ACCESS_KEY=top%2Fsecret'),
-      {
-        code: '42C01',
-        detail: 'key top/secret',
-      },
-    );
-    const text = describeError(err, s);
-    expect(text).not.toContain('top');
-    expect(text).toContain('[SQLSTATE 42C01]');
   });
 });

@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ClusterLink, Row } from '../../src/cluster.js';
-import { AbortedError } from '../../src/cluster.js';
+import { AbortedError } from '../../src/errors.js';
 import type { StorageSettings } from '../../src/destination.js';
 import { readConfig } from '../../src/inputs.js';
 import { captureTimeFromMicros } from '../../src/job.js';
