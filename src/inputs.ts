@@ -46,31 +46,117 @@ const MAX_ROLE_BYTES = 63;
 /** The default lifetime of an assumed role's session (role-duration-seconds: 3600). */
 const DEFAULT_SESSION_MS = 3_600_000;
 
-const SECRET_INPUTS = [
-  'connection-string',
-  'grant-connection-string',
-  'verify-connection-string',
-  'aws-secret-access-key',
-  'aws-session-token',
-  'encryption-passphrase',
-  'kms-uri',
-  'client-key',
-] as const;
+export interface InputSpec {
+  readonly name: string;
+  /** action.yml's `required`. */
+  readonly required?: true;
+  /** action.yml's `default`, which the runner passes when the input is unset and which an unset input reads as. */
+  readonly default?: string;
+  /** Registered (masked) before anything is validated. */
+  readonly secret?: true;
+  /** Belongs to the storage, so an `external://` collection (whose connection holds those settings) rejects it. */
+  readonly storage?: true;
+  /** Read as YAML 1.2 booleans are (true, True, TRUE, false…). */
+  readonly kind?: 'boolean';
+  /** The values it may take; anything else is rejected. */
+  readonly choices?: readonly string[];
+}
 
-export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegistry): ReadResult {
-  registerSecrets(getInput, env, secrets);
-  const read = (name: string): string => {
-    const v = (getInput(name) ?? '').trim();
+/**
+ * Every input of action.yml, in its order: one row drives reading (with the
+ * default), the secret list and the storage list. test/unit/action-yml.test.ts
+ * holds it equal to action.yml; an input added there is added here.
+ */
+export const INPUTS = [
+  { name: 'connection-string', required: true, secret: true },
+  { name: 'ca-cert' },
+  { name: 'client-cert' },
+  { name: 'client-key', secret: true },
+  { name: 'collection', required: true },
+  { name: 'aws-access-key-id', storage: true },
+  { name: 'aws-secret-access-key', secret: true, storage: true },
+  { name: 'aws-session-token', secret: true, storage: true },
+  { name: 'aws-region', storage: true },
+  { name: 's3-endpoint', storage: true },
+  { name: 's3-path-style', default: 'auto', storage: true, choices: ['auto', 'true', 'false'] },
+  { name: 's3-auth', default: 'specified', storage: true, choices: ['specified', 'implicit'] },
+  { name: 'assume-role', storage: true },
+  { name: 'backup-type', default: 'full', choices: ['full', 'incremental', 'auto'] },
+  { name: 'full-backup-every' },
+  { name: 'databases' },
+  { name: 'as-of-system-time', default: '-10s' },
+  { name: 'revision-history', default: 'true', kind: 'boolean' },
+  { name: 'encryption-passphrase', secret: true },
+  { name: 'kms-uri', secret: true },
+  { name: 'grant-to' },
+  { name: 'grant-connection-string', secret: true },
+  { name: 'wait', default: 'true', kind: 'boolean' },
+  { name: 'poll-interval', default: '5s' },
+  { name: 'timeout' },
+  { name: 'paused-timeout', default: '10m' },
+  { name: 'on-timeout', default: 'cancel', choices: ['cancel', 'leave'] },
+  { name: 'cancel-on-abort', default: 'true', kind: 'boolean' },
+  { name: 'if-running', default: 'start', choices: ['start', 'attach', 'wait', 'fail'] },
+  { name: 'verify', default: 'manifest', choices: ['none', 'manifest', 'files', 'restore'] },
+  { name: 'verify-connection-string', secret: true },
+  { name: 'prune-keep-last', storage: true },
+  { name: 'prune-older-than', storage: true },
+  { name: 'prune-dry-run', default: 'false', storage: true, kind: 'boolean' },
+  { name: 'dry-run', default: 'false', kind: 'boolean' },
+  { name: 'summary', default: 'true', kind: 'boolean' },
+] as const satisfies readonly InputSpec[];
+
+export type InputName = (typeof INPUTS)[number]['name'];
+
+const SPECS: ReadonlyMap<string, InputSpec> = new Map(INPUTS.map((i) => [i.name, i]));
+
+function spec(name: InputName): InputSpec {
+  return SPECS.get(name)!;
+}
+
+export const SECRET_INPUTS: readonly InputName[] = INPUTS.filter((i) => 'secret' in i).map((i) => i.name);
+export const STORAGE_INPUTS: readonly InputName[] = INPUTS.filter((i) => 'storage' in i).map((i) => i.name);
+
+/** The input as given: trimmed, '' when unset. */
+function given(getInput: InputReader, name: InputName): string {
+  return (getInput(name) ?? '').trim();
+}
+
+/** The input, or its default when unset. */
+function valueOf(getInput: InputReader, name: InputName): string {
+  return given(getInput, name) || (spec(name).default ?? '');
+}
+
+/** Reads inputs for readConfig: each value no longer than MAX_INPUT_LENGTH. */
+function inputReader(getInput: InputReader) {
+  const checked = (name: InputName): string => {
+    const v = given(getInput, name);
     if (v.length > MAX_INPUT_LENGTH)
       throw new InputError(name, `is ${v.length} characters long; the limit is ${MAX_INPUT_LENGTH}.`);
     return v;
   };
+  return {
+    /** As given, '' when unset. */
+    given: checked,
+    /** As given, or the default when unset. */
+    read: (name: InputName): string => checked(name) || (spec(name).default ?? ''),
+    /** A boolean input, its default when unset. */
+    flag: (name: InputName): boolean => parseBoolean(checked(name), name, spec(name).default === 'true'),
+    /** One of the input's choices, its default when unset. */
+    choice: <T extends string>(name: InputName): T =>
+      oneOf<T>(checked(name) || spec(name).default!, name, spec(name).choices as readonly T[]),
+  };
+}
+
+export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegistry): ReadResult {
+  registerSecrets(getInput, env, secrets);
+  const { given, read, flag, choice } = inputReader(getInput);
   const warnings: string[] = [];
   const notices: string[] = [];
 
   const collection = parseCollection(read('collection'), secrets);
   const external = collection.kind === 'external';
-  if (external) rejectStorageInputsForExternal(read);
+  if (external) rejectStorageInputsForExternal(given);
 
   const caCert = optionalPem(read('ca-cert'), 'ca-cert', 'CERTIFICATE');
   const clientCert = optionalPem(read('client-cert'), 'client-cert', 'CERTIFICATE');
@@ -83,11 +169,11 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   }
   const tls = { caCert, clientCert, clientKey };
   const connection = parseConnectionString(read('connection-string'), 'connection-string', tls, true)!;
-  const grantRaw = read('grant-connection-string');
+  const grantRaw = given('grant-connection-string');
   const grantConnection = grantRaw
     ? parseConnectionString(grantRaw, 'grant-connection-string', tls, true)!
     : connection;
-  const verifyRaw = read('verify-connection-string');
+  const verifyRaw = given('verify-connection-string');
   const verifyConnection = verifyRaw
     ? parseConnectionString(verifyRaw, 'verify-connection-string', tls, true)!
     : connection;
@@ -98,7 +184,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
   ])
     warnings.push(...transportWarnings(c));
 
-  const s3Auth = oneOf<S3Auth>(read('s3-auth') || 'specified', 's3-auth', ['specified', 'implicit']);
+  const s3Auth = choice<S3Auth>('s3-auth');
   const aws = external ? { source: 'none' as const } : readAwsCredentials(read, env, s3Auth, collection);
   const awsRegion = external
     ? undefined
@@ -110,11 +196,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
     );
   }
   const s3Endpoint = parseEndpoint(read('s3-endpoint'));
-  const s3PathStyle = oneOf<PathStyle>(read('s3-path-style') || 'auto', 's3-path-style', [
-    'auto',
-    'true',
-    'false',
-  ]);
+  const s3PathStyle = choice<PathStyle>('s3-path-style');
   const assumeRole = parseAssumeRole(read('assume-role'));
 
   const encryptionPassphrase = read('encryption-passphrase') || undefined;
@@ -125,12 +207,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
       'encryption-passphrase and kms-uri cannot both be set: choose one way to encrypt the backup.',
     );
   }
-  const verify = oneOf<VerifyMode>(read('verify') || 'manifest', 'verify', [
-    'none',
-    'manifest',
-    'files',
-    'restore',
-  ]);
+  const verify = choice<VerifyMode>('verify');
   if (verifyRaw !== '' && verify !== 'restore') {
     throw new InputError(
       'verify-connection-string',
@@ -166,11 +243,7 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
       );
     }
   }
-  const backupType = oneOf<BackupType>(read('backup-type') || 'full', 'backup-type', [
-    'full',
-    'incremental',
-    'auto',
-  ]);
+  const backupType = choice<BackupType>('backup-type');
   const fullBackupEveryMs = parseDurationInput(read('full-backup-every'), 'full-backup-every', {
     minMs: 60_000,
   });
@@ -194,34 +267,29 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
     backupType,
     ...(fullBackupEveryMs !== undefined ? { fullBackupEveryMs } : {}),
     databases: parseDatabaseList(read('databases')),
-    asOfSystemTime: parseAsOfSystemTime(read('as-of-system-time') || '-10s'),
-    revisionHistory: parseBoolean(read('revision-history'), 'revision-history', true),
+    asOfSystemTime: parseAsOfSystemTime(read('as-of-system-time')),
+    revisionHistory: flag('revision-history'),
     ...(encryptionPassphrase !== undefined ? { encryptionPassphrase } : {}),
     ...(kmsUri !== undefined ? { kmsUri } : {}),
     ...(read('grant-to') ? { grantTo: parseRole(read('grant-to'), 'grant-to') } : {}),
-    wait: parseBoolean(read('wait'), 'wait', true),
-    pollIntervalMs: parseDurationInput(read('poll-interval') || '5s', 'poll-interval', {
+    wait: flag('wait'),
+    pollIntervalMs: parseDurationInput(read('poll-interval'), 'poll-interval', {
       minMs: 100,
       maxMs: 600_000,
     })!,
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-    pausedTimeoutMs: parseDurationInput(read('paused-timeout') || '10m', 'paused-timeout', { minMs: 1000 })!,
-    onTimeout: oneOf<OnTimeout>(read('on-timeout') || 'cancel', 'on-timeout', ['cancel', 'leave']),
-    cancelOnAbort: parseBoolean(read('cancel-on-abort'), 'cancel-on-abort', true),
-    ifRunning: oneOf<IfRunning>(read('if-running') || 'start', 'if-running', [
-      'start',
-      'attach',
-      'wait',
-      'fail',
-    ]),
+    pausedTimeoutMs: parseDurationInput(read('paused-timeout'), 'paused-timeout', { minMs: 1000 })!,
+    onTimeout: choice<OnTimeout>('on-timeout'),
+    cancelOnAbort: flag('cancel-on-abort'),
+    ifRunning: choice<IfRunning>('if-running'),
     verify,
     verifyConnection,
     verifyConnectionGiven: verifyRaw !== '',
     ...(pruneKeepLast !== undefined ? { pruneKeepLast } : {}),
     ...(pruneOlderThanMs !== undefined ? { pruneOlderThanMs } : {}),
-    pruneDryRun: parseBoolean(read('prune-dry-run'), 'prune-dry-run', false),
-    dryRun: parseBoolean(read('dry-run'), 'dry-run', false),
-    summary: parseBoolean(read('summary'), 'summary', true),
+    pruneDryRun: flag('prune-dry-run'),
+    dryRun: flag('dry-run'),
+    summary: flag('summary'),
   };
   return { config: deepFreeze(config), warnings, notices };
 }
@@ -231,19 +299,19 @@ export function readConfig(getInput: InputReader, env: Env, secrets: SecretRegis
  * only an explicit false turns it off.
  */
 export function summaryWanted(getInput: InputReader): boolean {
-  return !FALSE.has(getInput('summary').trim());
+  return !FALSE.has(valueOf(getInput, 'summary'));
 }
 
 function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistry): void {
   for (const name of SECRET_INPUTS) {
-    const value = (getInput(name) ?? '').trim();
+    const value = given(getInput, name);
     secrets.add(value);
     if (name.endsWith('connection-string')) for (const v of connectionSecrets(value)) secrets.add(v);
   }
   secrets.add(env.AWS_SECRET_ACCESS_KEY);
   secrets.add(env.AWS_SESSION_TOKEN);
   // A collection that carries a secret parameter is rejected below; its text must not show in that error.
-  const collection = (getInput('collection') ?? '').trim();
+  const collection = given(getInput, 'collection');
   if (/AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN/i.test(collection)) {
     secrets.add(collection);
     for (const m of collection.matchAll(/(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)=([^&]*)/gi)) {
@@ -755,28 +823,12 @@ function parseCollection(value: string, secrets: SecretRegistry): Collection {
   };
 }
 
-function rejectStorageInputsForExternal(read: (name: string) => string): void {
-  const defaults: Record<string, string> = {
-    's3-path-style': 'auto',
-    's3-auth': 'specified',
-    'prune-dry-run': 'false',
-  };
-  const storageInputs = [
-    'aws-access-key-id',
-    'aws-secret-access-key',
-    'aws-session-token',
-    'aws-region',
-    's3-endpoint',
-    's3-path-style',
-    's3-auth',
-    'assume-role',
-    'prune-keep-last',
-    'prune-older-than',
-    'prune-dry-run',
-  ];
-  for (const input of storageInputs) {
-    const v = read(input);
-    const isDefault = input === 'prune-dry-run' ? FALSE.has(v) : v === defaults[input];
+/** With external://, each storage input must be unset or its default (a boolean in any of its spellings). */
+function rejectStorageInputsForExternal(given: (name: InputName) => string): void {
+  for (const input of STORAGE_INPUTS) {
+    const v = given(input);
+    const { kind, default: def } = spec(input);
+    const isDefault = kind === 'boolean' ? (def === 'true' ? TRUE : FALSE).has(v) : v === def;
     if (v !== '' && !isDefault) {
       throw new InputError(
         input,
@@ -787,7 +839,7 @@ function rejectStorageInputsForExternal(read: (name: string) => string): void {
 }
 
 function readAwsCredentials(
-  read: (n: string) => string,
+  read: (n: InputName) => string,
   env: Env,
   auth: S3Auth,
   collection: Collection,

@@ -7,6 +7,7 @@ import {
   optionKeys,
   parseDuration,
   readConfig,
+  summaryWanted,
 } from '../../src/inputs.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import { BAD_INPUT_CASES } from '../e2e/bad-inputs.cases.js';
@@ -216,5 +217,17 @@ describe('connection-string secrets and options, as the driver and the cluster r
     ['-c statement_timeout=5s --application_name=a\\ b', ['statement_timeout', 'application_name']],
   ])('options %s sets %j', (options, keys) => {
     expect(optionKeys(options)).toEqual(keys);
+  });
+});
+
+describe('summaryWanted, for an ending without a config', () => {
+  it.each([
+    ['', true],
+    ['true', true],
+    [' FALSE ', false],
+    ['False', false],
+    ['no', true],
+  ])('summary %j writes the summary: %s', (value, wanted) => {
+    expect(summaryWanted((n) => (n === 'summary' ? value : ''))).toBe(wanted);
   });
 });
