@@ -6,7 +6,7 @@
  * This module adds those rows from the catalog each backup recorded in its manifest; backups with no
  * recorded catalog (seeded collections) keep the database rows only.
  */
-import type { Session } from './engine.js';
+import type { Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';
 import type { QueryResult } from './protocol-types.js';
 import { formatTs, resolveValue, VALUE } from './sqltext.js';

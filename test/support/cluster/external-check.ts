@@ -13,7 +13,7 @@
  *   (sql.y check_external_connection_stmt, `WITH opts | WITH OPTIONS (opts)`); documented from 25.1.
  * The other form is a syntax error on each version.
  */
-import type { Session } from './engine.js';
+import type { Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';
 import type { JobStorage } from './jobs.js';
 import type { QueryResult } from './protocol-types.js';

@@ -4,7 +4,7 @@
  * 127.0.0.1.
  */
 import { CockroachEngine } from './engine.js';
-import type { JobSnapshot, StatementLogEntry, TestUser } from './engine.js';
+import type { JobSnapshot, StatementLogEntry, TestUser } from './engine-state.js';
 import type { AuthMethod, PgWireServer } from './pgwire.js';
 import { startPgWireServer } from './pgwire.js';
 import { moveClusterClock, resetClusterClock } from './sqltext.js';

@@ -4,7 +4,7 @@
  * instead of its private fields, so each new statement lives in its own module.
  */
 import type { Catalog } from './catalog.js';
-import type { Job, Session, User } from './engine.js';
+import type { Job, Session, User } from './engine-state.js';
 import type { JobStorage } from './jobs.js';
 import type { Profile } from './profiles.js';
 import type { QueryResult } from './protocol-types.js';

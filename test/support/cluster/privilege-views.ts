@@ -8,7 +8,7 @@
  *   (system privilege or role option) (pkg/sql/delegate/show_cluster_settings.go; show_cluster_setting.go).
  * `SHOW SYSTEM GRANTS [FOR u]` stays in engine.ts.
  */
-import type { Session } from './engine.js';
+import type { Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';
 import type { QueryResult } from './protocol-types.js';
 import { Oid, SqlError } from './protocol-types.js';

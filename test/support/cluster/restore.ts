@@ -7,7 +7,7 @@
  * from the bucket with the collection URI's credentials and checks it against the checksum the
  * backup recorded (restore_job.go, restore_data_processor.go), then makes the database public.
  */
-import type { Job, Session } from './engine.js';
+import type { Job, Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';
 import type { JobStorage, Manifest, ManifestDatabase, ManifestTable } from './jobs.js';
 import { passphraseHash, sanitizeUri, sha256 } from './jobs.js';

@@ -5,7 +5,7 @@
  * created inside a transaction (transactions.ts). `dispatch` answers undefined for anything else.
  */
 import { showBackupWithObjects } from './backup-objects.js';
-import type { Session } from './engine.js';
+import type { Session } from './engine-state.js';
 import { ExternalCheck } from './external-check.js';
 import type { EngineInternals } from './internals.js';
 import { PrivilegeViews } from './privilege-views.js';

@@ -9,7 +9,7 @@
  * Until COMMIT the job is kept out of the jobs table, so no session sees it (a real cluster would
  * show it to its own transaction only, which no caller here relies on).
  */
-import type { Job, Session } from './engine.js';
+import type { Job, Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';
 
 interface PendingJob {
