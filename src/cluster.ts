@@ -319,3 +319,30 @@ export function backoffMs(attempt: number, random: () => number): number {
   const cap = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 10));
   return Math.round(cap / 2 + (random() * cap) / 2);
 }
+
+/** What the action may rely on in a cluster of a given version. */
+export interface Capabilities {
+  /** Why the action refuses this version (older than 22.2); undefined when supported. */
+  unsupported?: string;
+  /** A warning for a version newer than those the action was tested with (after 25.x). */
+  untested?: string;
+  /** `SHOW JOB WHEN COMPLETE` waits for a job on the server (23.2 and later). */
+  whenComplete: boolean;
+  /** How CONTROLJOB is granted: a system privilege from 23.1.12, the role option before. */
+  controlJob: 'system' | 'role-option';
+}
+
+export function capabilities(v: ClusterVersion): Capabilities {
+  return {
+    ...(versionAtLeast(v, 22, 2)
+      ? {}
+      : { unsupported: `CockroachDB ${v.tag} is too old: crdb-backup-action supports 22.2 and later.` }),
+    ...(v.major > 25
+      ? {
+          untested: `CockroachDB ${v.tag} is newer than the versions this action was tested with (22.2 to 25.x).`,
+        }
+      : {}),
+    whenComplete: versionAtLeast(v, 23, 2),
+    controlJob: versionAtLeast(v, 23, 1, 12) ? 'system' : 'role-option',
+  };
+}

@@ -4,8 +4,8 @@
  * module mocks.
  */
 import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
-import type { LinkLogger, SqlSession } from './cluster.js';
-import { ApplicationNames, ClusterLink, parseClusterVersion, versionAtLeast } from './cluster.js';
+import type { Capabilities, LinkLogger, SqlSession } from './cluster.js';
+import { ApplicationNames, capabilities, ClusterLink, parseClusterVersion } from './cluster.js';
 import { AbortedError, errorLine, errorMessage, StepFailure } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import {
@@ -20,11 +20,8 @@ import {
   CANCEL_DEADLINE_MS,
   cancelResultText,
   cancelWithFallback,
-  captureTimeFromMicros,
   findRunningBackups,
-  jobDurationSeconds,
   jobStateAtTimeout,
-  parseClusterTime,
   readJobWithin,
   resolveCaptureTime,
   waitForJob,
@@ -39,20 +36,30 @@ import {
   submitBackup,
   SubmitDeadline,
 } from './submit.js';
-import { finalOutputs, ProgressReporter, renderSummary, restoreStatement, writeOutputs } from './report.js';
+import { finalOutputs, ProgressReporter, ReportBuilder, writeOutputs } from './report.js';
+import { renderSummary } from './summary.js';
 import { SecretRegistry } from './secrets.js';
 import { STATE } from './state.js';
 import type { Statement } from './sql.js';
 import {
   backupStatement,
   grantStatements,
-  quoteIdent,
   restoreGrantStatements,
   showBackupsStatement,
   showBackupStatement,
 } from './sql.js';
 import type { Plan } from './plan.js';
-import { PlanError, planBackup } from './plan.js';
+import {
+  appendTarget,
+  captureFromDescription,
+  decideIfRunning,
+  decideYield,
+  MAX_SUBMIT_ROUNDS,
+  PlanError,
+  planBackup,
+  plannedFullSubdir,
+  planFromDescription,
+} from './plan.js';
 import { runDryRun } from './preflight.js';
 import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
@@ -75,14 +82,8 @@ export async function run(
   const { io } = deps;
   const secrets = new SecretRegistry((v) => io.setSecret(v));
   const scrub = (t: string): string => secrets.scrub(t);
-  const report: RunReport = {
-    outcome: 'error',
-    outputs: {},
-    databases: [],
-    verifyChecks: [],
-    notes: [],
-    runUrl: runUrl(deps.env),
-  };
+  const builder = new ReportBuilder(runUrl(deps.env), (name, value) => io.setOutput(name, value));
+  const { report } = builder;
   let config: Config | undefined;
   let step: Step | undefined;
   let finished = false;
@@ -104,7 +105,7 @@ export async function run(
       io.saveState(STATE.done, 'true');
       return code;
     }
-    step = new Step(deps, config, secrets, report, timings);
+    step = new Step(deps, config, secrets, builder, timings);
     const running = step;
     deps.onForcedExit?.(() => running.forcedExit(() => finish(true)));
     await untilAborted(step.execute(), deps.signal);
@@ -113,15 +114,13 @@ export async function run(
     // Wherever the run was when the signal came, the job it may have created is dealt with here.
     if (err instanceof AbortedError && step) err = await step.abortFailure();
     const failure = errorLine(err, secrets);
-    if (report.outcome === 'succeeded' || report.outcome === 'submitted') report.outcome = 'error';
-    if (err instanceof StepFailure) report.outcome = err.outcome;
-    report.error = failure;
+    builder.recordFailure(failure, err instanceof StepFailure ? err.outcome : undefined);
     io.setFailed(scrub(failure));
   } finally {
     await step?.closeConnections();
   }
   await finish(false);
-  return report.outcome === 'succeeded' || report.outcome === 'submitted' ? 0 : 1;
+  return builder.succeeded ? 0 : 1;
 
   /** Outputs, state and summary, once: by the normal ending or by the backstop before a forced exit. */
   async function finish(forced: boolean): Promise<void> {
@@ -181,6 +180,7 @@ class Step {
   private readonly link: ClusterLink;
   private readonly extraLinks: ClusterLink[] = [];
   private version: ClusterVersion | undefined;
+  private capabilities: Capabilities | undefined;
   private destination: BackupDestination | undefined;
   private jobId: string | undefined;
   private owned = false;
@@ -205,15 +205,20 @@ class Step {
     private readonly deps: Deps,
     private readonly config: Config,
     private readonly secrets: SecretRegistry,
-    private readonly report: RunReport,
+    private readonly report: ReportBuilder,
     private readonly timings: Timings,
   ) {
     this.names = new ApplicationNames(applicationNameBase(deps.env, deps.random ?? Math.random));
     this.link = this.newLink(config.connection);
-    report.databases = config.databases;
-    report.outputs['collection-path'] = config.collection.display;
-    if (config.encryptionPassphrase !== undefined) report.encrypted = 'passphrase';
-    if (config.kmsUri !== undefined) report.encrypted = 'kms';
+    report.recordConfig({
+      databases: config.databases,
+      collectionDisplay: config.collection.display,
+      ...(config.kmsUri !== undefined
+        ? { encrypted: 'kms' }
+        : config.encryptionPassphrase !== undefined
+          ? { encrypted: 'passphrase' }
+          : {}),
+    });
   }
 
   /** The restore check's cluster: a second connection when verify-connection-string is given. */
@@ -273,7 +278,7 @@ class Step {
         this.handleRunningBackups(session),
       );
       if (attached) {
-        plan = this.planFromDescription(attached);
+        plan = planFromDescription(attached.description);
         capture = captureFromDescription(attached.description);
         break;
       }
@@ -283,20 +288,19 @@ class Step {
         await this.submit(p, c);
         return { plan: p, capture: c };
       });
-      const earlier = round < 3 ? await this.startedFirst() : undefined;
+      const earlier = round < MAX_SUBMIT_ROUNDS ? await this.startedFirst() : undefined;
       const outcome = earlier ? await this.yieldTo(earlier) : 'keep';
       if (outcome === 'keep') ({ plan, capture } = started);
       else if (outcome !== 'resubmit') {
-        plan = this.planFromDescription(outcome);
+        plan = planFromDescription(outcome.description);
         capture = captureFromDescription(outcome.description);
       }
     }
     this.recordPlan(plan, capture);
 
     if (!config.wait) {
-      this.report.outcome = 'submitted';
-      this.report.outputs.status = 'running';
-      this.report.outputs.verified = 'skipped';
+      this.report.recordOutcome('submitted');
+      this.report.recordStatus('running', 'skipped');
       this.log(`wait: false: job ${this.jobId} keeps running on the cluster; not waiting for it.`);
       return;
     }
@@ -309,7 +313,7 @@ class Step {
     if (pruningEnabled(config)) {
       await this.group('Prune old backup chains', () => this.prune(plan));
     }
-    this.report.outcome = 'succeeded';
+    this.report.recordOutcome('succeeded');
     const verified =
       this.report.outputs.verified === 'true' ? ' and was verified' : ' (not verified: verify is none)';
     this.log(`Backup ${this.report.outputs['backup-uri'] ?? ''} succeeded${verified}.`);
@@ -354,14 +358,10 @@ class Step {
       throw new StepFailure(errorMessage(err));
     }
     const v = this.version;
-    if (!versionAtLeast(v, 22, 2)) {
-      throw new StepFailure(`CockroachDB ${v.tag} is too old: crdb-backup-action supports 22.2 and later.`);
-    }
-    if (v.major > 25)
-      this.warn(
-        `CockroachDB ${v.tag} is newer than the versions this action was tested with (22.2 to 25.x).`,
-      );
-    this.report.clusterVersion = v.full.replace(/ \(.*$/, '');
+    this.capabilities = capabilities(v);
+    if (this.capabilities.unsupported !== undefined) throw new StepFailure(this.capabilities.unsupported);
+    if (this.capabilities.untested !== undefined) this.warn(this.capabilities.untested);
+    this.report.recordVersion(v.full);
     this.log(
       `Connected to ${v.full} as ${this.config.connection.user} (application_name "${session.applicationName}").`,
     );
@@ -388,10 +388,9 @@ class Step {
 
   private async grant(): Promise<void> {
     const { config } = this;
-    const v = this.version!;
     const mayCancel = config.cancelOnAbort || config.onTimeout === 'cancel';
     // From 25.1 owners may cancel their own jobs, but only once the upgrade is finalized: grant anyway.
-    const controlJob = !mayCancel ? 'none' : versionAtLeast(v, 23, 1, 12) ? 'system' : 'role-option';
+    const controlJob = !mayCancel ? 'none' : this.capabilities!.controlJob;
     const statements = grantStatements(config.grantTo!, {
       databases: config.databases,
       implicitAccess: config.s3Auth === 'implicit' || config.s3Endpoint !== undefined,
@@ -427,9 +426,7 @@ class Step {
   private attach(job: JobRow): void {
     this.jobId = job.jobId;
     this.owned = false;
-    this.report.attached = true;
-    this.report.outputs['job-id'] = job.jobId;
-    this.deps.io.setOutput('job-id', job.jobId);
+    this.report.recordJobId(job.jobId, 'attached');
     this.deps.io.saveState(STATE.jobId, job.jobId);
     this.deps.io.saveState(STATE.owned, 'false');
     this.log(
@@ -441,28 +438,18 @@ class Step {
   private async handleRunningBackups(session: SqlSession): Promise<JobRow | undefined> {
     const matches = (d: string): boolean => descriptionTargetsCollection(d, this.config.collection);
     const running = await findRunningBackups(session, matches);
-    if (running.length === 0) {
-      this.log(`No other backup job is running into ${this.config.collection.display}.`);
-      return undefined;
-    }
-    const ids = running.map((j) => `${j.jobId} (${j.status})`).join(', ');
-    switch (this.config.ifRunning) {
+    const decision = decideIfRunning(this.config.ifRunning, running, this.config.collection.display);
+    switch (decision.kind) {
       case 'start':
-        this.log(
-          `Backup job(s) ${ids} already running into this collection; starting another (if-running: start).`,
-        );
+        this.log(decision.log);
         return undefined;
       case 'fail':
-        throw new StepFailure(
-          `if-running: fail: backup job(s) ${ids} are already running into ${this.config.collection.display}. Wait for them, or set if-running to attach, wait or start.`,
-        );
-      case 'attach': {
-        const job = newest(running);
-        this.attach(job);
-        return job;
-      }
+        throw new StepFailure(decision.message);
+      case 'attach':
+        this.attach(decision.job);
+        return decision.job;
       case 'wait':
-        for (const job of running) {
+        for (const job of decision.jobs) {
           this.log(`Waiting for backup job ${job.jobId} to finish before starting (if-running: wait).`);
           const outcome = await waitForJob(this.waitContext(job.jobId));
           if (outcome.kind === 'aborted') throw new AbortedError();
@@ -499,18 +486,13 @@ class Step {
    * (its own job cancelled, the other waited for), or `keep`.
    */
   private async yieldTo(other: JobRow): Promise<JobRow | 'resubmit' | 'keep'> {
-    const mode = this.config.ifRunning;
     const own = this.jobId!;
-    if (mode === 'start') {
-      this.log(
-        `Backup job ${other.jobId} into this collection was started just before job ${own}; keeping both (if-running: start).`,
-      );
-      return 'keep';
-    }
-    this.log(
-      `Backup job ${other.jobId} into this collection was started just before job ${own} (another run passed the same check at the same moment); cancelling ${own} (if-running: ${mode}).`,
+    const decision = decideYield(this.config.ifRunning, other, own, this.config.collection.display);
+    this.log(decision.log);
+    if (decision.kind === 'keep') return 'keep';
+    const text = await this.cancelOwnedJob(
+      `if-running: ${this.config.ifRunning}, job ${other.jobId} started first`,
     );
-    const text = await this.cancelOwnedJob(`if-running: ${mode}, job ${other.jobId} started first`);
     if (!/^CANCEL JOB \d+ sent|had already ended/.test(text)) {
       this.log(`Job ${own} could not be cancelled, so it is kept.`);
       return 'keep';
@@ -521,36 +503,13 @@ class Step {
     this.deps.io.saveState(STATE.jobId, '');
     this.deps.io.saveState(STATE.owned, 'false');
     this.deps.io.saveState(STATE.capture, '');
-    delete this.report.outputs['job-id'];
-    if (mode === 'fail') {
-      throw new StepFailure(
-        `if-running: fail: backup job ${other.jobId} into ${this.config.collection.display} was started just before this run's job ${own}, which was cancelled. Wait for it, or set if-running to attach, wait or start.`,
-      );
-    }
-    if (mode === 'attach') {
-      this.attach(other);
-      return other;
+    this.report.recordJobId(undefined);
+    if (decision.then.kind === 'fail') throw new StepFailure(decision.then.message);
+    if (decision.then.kind === 'attach') {
+      this.attach(decision.then.job);
+      return decision.then.job;
     }
     return 'resubmit';
-  }
-
-  /**
-   * An attached job's description names the full backup it writes or extends
-   * (`INTO '<subdir>' IN`). It is an incremental when its capture time does
-   * not map to that folder.
-   */
-  private planFromDescription(job: JobRow): Plan {
-    const subdir = subdirFromDescription(job.description);
-    const capture = captureFromDescription(job.description);
-    if (
-      subdir !== undefined &&
-      capture !== undefined &&
-      capture.fullSubdir !== subdir &&
-      subdir !== 'LATEST'
-    ) {
-      return { kind: 'incremental', appendTo: subdir };
-    }
-    return { kind: 'full', appendTo: subdir === 'LATEST' ? undefined : subdir };
   }
 
   private async planBackup(): Promise<Plan> {
@@ -586,7 +545,7 @@ class Step {
     const stmt: Statement = backupStatement(this.destination!.uri, {
       databases: config.databases,
       asOf: capture.literal,
-      appendTo: plan.appendTo,
+      appendTo: appendTarget(plan),
       revisionHistory: config.revisionHistory,
       encryptionPassphrase: config.encryptionPassphrase,
       kmsUri: config.kmsUri,
@@ -612,14 +571,14 @@ class Step {
     } catch (err) {
       if (err instanceof AbortedError) throw err;
       if (err instanceof SubmitDeadline) {
-        this.report.outputs.status = 'timeout';
+        this.report.recordStatus('timeout');
         throw new StepFailure(err.message, 'timeout');
       }
       if (err instanceof SubmissionUncertain) {
         // The post step looks again for the job, and cancels it when found.
         if (err.reason === 'timeout' && this.config.onTimeout === 'cancel')
           this.deps.io.saveState(STATE.owned, 'uncertain');
-        if (err.reason === 'timeout') this.report.outputs.status = 'timeout';
+        if (err.reason === 'timeout') this.report.recordStatus('timeout');
         throw new StepFailure(err.message, err.reason === 'timeout' ? 'timeout' : 'error');
       }
       const advice = adviceForSubmitError(err, { user: config.connection.user, grantTo: config.grantTo });
@@ -629,8 +588,7 @@ class Step {
     // Saved at once, so that the post step can cancel the job if this step is killed.
     this.deps.io.saveState(STATE.jobId, this.jobId);
     this.deps.io.saveState(STATE.owned, 'true');
-    this.report.outputs['job-id'] = this.jobId;
-    this.deps.io.setOutput('job-id', this.jobId);
+    this.report.recordJobId(this.jobId, 'created');
     this.log(`Backup job ${this.jobId} created.`);
   }
 
@@ -648,27 +606,10 @@ class Step {
   }
 
   private recordPlan(plan: Plan, capture: CaptureTime | undefined): void {
-    const o = this.report.outputs;
-    const planned = plan.kind === 'incremental' ? plan.appendTo : (plan.appendTo ?? capture?.fullSubdir);
-    // One leading '/' whatever the source: CockroachDB omits it for a collection at the bucket root.
-    const full = planned === undefined ? undefined : normalizeFullSubdir(planned);
-    this.report.backupKind = plan.kind;
-    // Why auto took a new full backup (no full, other targets, full-backup-every) is worth a line.
-    if (plan.kind === 'full' && plan.reason !== undefined && !this.report.notes.includes(plan.reason))
-      this.report.notes.push(plan.reason);
-    if (capture) o['end-time'] = capture.iso;
-    if (full !== undefined) {
-      o['backup-path'] = full;
-      o['backup-uri'] = joinUri(this.config.collection.display, full);
-      this.report.restoreStatement = restoreStatement({
-        databases: this.config.databases,
-        quoteIdent,
-        collectionForRestore: this.destination!.template,
-        fullSubdir: full,
-        endTimeLiteral: capture?.literal ?? '<end-time>',
-        encrypted: this.report.encrypted,
-      });
-    }
+    this.report.recordPlan(plan, plannedFullSubdir(plan, capture), capture, {
+      collectionDisplay: this.config.collection.display,
+      collectionForRestore: this.destination!.template,
+    });
   }
 
   private waitContext(jobId: string) {
@@ -679,7 +620,7 @@ class Step {
     return {
       link: this.link,
       jobId,
-      useWhenComplete: versionAtLeast(this.version!, 23, 2),
+      useWhenComplete: this.capabilities!.whenComplete,
       pollIntervalMs: this.config.pollIntervalMs,
       timeoutMs:
         this.runDeadline === undefined ? undefined : Math.max(1, this.runDeadline - this.deps.clock.now()),
@@ -702,16 +643,15 @@ class Step {
 
   /** Turn the wait's outcome into a terminal, succeeded job, or a failure with the right status. */
   private async settle(outcome: WaitOutcome): Promise<JobRow> {
-    const o = this.report.outputs;
-    if (outcome.job) this.recordTimes(outcome.job);
+    if (outcome.job) this.report.recordJob(outcome.job);
     if (outcome.job) this.lastStatus = outcome.job.status;
     switch (outcome.kind) {
       case 'terminal': {
         const job = outcome.job;
         this.jobEnded = true;
-        o.status = job.status;
+        this.report.recordStatus(job.status);
         if (job.status === 'succeeded') return job;
-        o.verified = 'skipped';
+        this.report.recordStatus(undefined, 'skipped');
         const error = job.error ?? '(the cluster recorded no error text)';
         const advice = adviceForJobError(error);
         throw new StepFailure(
@@ -720,13 +660,12 @@ class Step {
         );
       }
       case 'vanished':
-        o.verified = 'skipped';
+        this.report.recordStatus(undefined, 'skipped');
         throw new StepFailure(
           `Backup job ${this.jobId} is no longer returned by the cluster (not visible to ${this.config.connection.user}, or garbage-collected). Its result is unknown: check SHOW JOBS as an admin.`,
         );
       case 'timeout': {
-        o.status = 'timeout';
-        o.verified = 'skipped';
+        this.report.recordStatus('timeout', 'skipped');
         // Read once before cancelling: say what the job was doing when the wait ended.
         const job = await readJobWithin(this.link, this.jobId!, 3_000);
         const state = job ? `: ${jobStateAtTimeout(job)}` : '';
@@ -760,13 +699,13 @@ class Step {
     if (this.jobEnded) {
       // A restore check cancels its job and drops its scratch databases first (within the budget).
       const restore = await settleWithin(this.restoreRun, startedAt + ABORT_BUDGET_MS);
-      if (restore?.problem !== undefined) this.report.verifyChecks.push(...restore.checks);
+      const verifiedBefore = o.verified;
       // The job's final status stands; a verification that did not finish is not a pass.
-      if (o.verified !== 'true' || restore !== undefined) o.verified = 'false';
+      this.report.recordVerificationCut(restore);
       const what =
         restore !== undefined
           ? 'during the restore check'
-          : o.verified === 'true'
+          : verifiedBefore === 'true'
             ? 'while pruning'
             : 'before verification finished';
       return new StepFailure(
@@ -774,8 +713,7 @@ class Step {
         'aborted',
       );
     }
-    o.status = 'aborted';
-    o.verified = 'skipped';
+    this.report.recordStatus('aborted', 'skipped');
     if (this.jobId === undefined && this.submission) {
       const found = await this.findUnansweredSubmission(startedAt + ABORT_LOOKUP_MS);
       if (found !== undefined) return found;
@@ -819,7 +757,7 @@ class Step {
       this.owned = true;
       this.lastStatus = result.job.status;
       this.deps.io.saveState(STATE.jobId, this.jobId);
-      this.report.outputs['job-id'] = this.jobId;
+      this.report.recordJobId(this.jobId, 'found');
       this.log(`Found job ${this.jobId} (${result.job.status}), created by that BACKUP.`);
       return undefined;
     }
@@ -837,7 +775,7 @@ class Step {
         : ' (cancel-on-abort: false).') +
       ` Check SHOW JOBS.`;
     if (this.config.cancelOnAbort) this.deps.io.saveState(STATE.owned, 'uncertain');
-    this.report.notes.push(text);
+    this.report.recordNote(text);
     return new StepFailure(
       `The workflow run was cancelled while BACKUP was being submitted. ${text}`,
       'aborted',
@@ -846,15 +784,7 @@ class Step {
 
   /** The backstop is about to end the process: what the summary should say by then. */
   async forcedExit(finish: () => Promise<void>): Promise<void> {
-    const o = this.report.outputs;
-    if (!this.jobEnded) o.status = 'aborted';
-    this.report.outcome = 'aborted';
-    const job =
-      this.jobId !== undefined
-        ? `Backup job ${this.jobId} may still be running: CANCEL JOB ${this.jobId};`
-        : '';
-    this.report.error ??=
-      `The workflow run was cancelled and the step could not finish in time. ${job}`.trim();
+    this.report.recordForcedExit(this.jobId, this.jobEnded);
     await finish();
   }
 
@@ -893,15 +823,8 @@ class Step {
     return text;
   }
 
-  private recordTimes(job: JobRow): void {
-    const o = this.report.outputs;
-    if (job.started ?? job.created) o['started-at'] = (job.started ?? job.created)!.iso;
-    if (job.finished) o['finished-at'] = job.finished.iso;
-    o.duration = jobDurationSeconds(job) ?? o.duration;
-  }
-
   private recordJob(job: JobRow, plan: Plan, capture: CaptureTime | undefined): void {
-    this.recordTimes(job);
+    this.report.recordJob(job);
     if (plan.kind === 'full' && !this.report.attached) {
       const described = subdirFromDescription(job.description);
       if (
@@ -910,7 +833,7 @@ class Step {
         normalizeFullSubdir(described) !== this.report.outputs['backup-path']
       ) {
         // The cluster is the truth on where the backup went.
-        this.recordPlan({ kind: 'full', appendTo: described }, capture);
+        this.recordPlan({ kind: 'full', fullSubdir: described }, capture);
       }
     }
   }
@@ -954,13 +877,8 @@ class Step {
           }
         : {}),
     });
-    const o = this.report.outputs;
-    o.verified = result.verified;
-    this.report.verifyChecks = result.checks;
+    this.report.recordVerification(result);
     for (const check of result.checks) this.log(`Checked: ${check}`);
-    if (result.incrementalPath) this.report.incrementalPath = result.incrementalPath;
-    if (result.sizeBytes !== undefined) o['size-bytes'] = String(result.sizeBytes);
-    if (result.objectCount !== undefined) o['object-count'] = String(result.objectCount);
     if (result.verified === 'false') {
       throw new StepFailure(
         `The backup job succeeded but verification failed: ${result.problem}`,
@@ -981,7 +899,8 @@ class Step {
       summary = await pruneAfterBackup({
         config: this.config,
         openStore: this.openStore,
-        protectFullSubdir: plan.kind === 'incremental' ? plan.appendTo! : this.report.outputs['backup-path']!,
+        protectFullSubdir:
+          plan.kind === 'incremental' ? plan.fullSubdir : this.report.outputs['backup-path']!,
         now: facts.now,
         busy: facts.busy,
         log: (m) => this.log(m),
@@ -989,11 +908,11 @@ class Step {
       });
     } catch (err) {
       if (!(err instanceof PruneFailure)) throw err;
-      if (err.summary) this.report.prune = err.summary;
+      if (err.summary) this.report.recordPrune(err.summary);
       throw new StepFailure(err.message, 'prune-failed');
     }
     if (!summary) return;
-    this.report.prune = summary;
+    this.report.recordPrune(summary);
     if (summary.failures.length > 0) {
       throw new StepFailure(
         summary.failureMessage ??
@@ -1007,19 +926,4 @@ class Step {
 /** The message, then the advice as a sentence of its own (the message may already end in a period). */
 function withAdvice(message: string, advice: string | undefined): string {
   return advice ? `${message.replace(/[.\s]+$/, '')}. ${advice}` : message;
-}
-
-function newest(jobs: JobRow[]): JobRow {
-  return [...jobs].sort((a, b) => Number((b.created?.micros ?? 0n) - (a.created?.micros ?? 0n)))[0]!;
-}
-
-/** The AS OF SYSTEM TIME of an attached job, from its description, when it is an absolute timestamp. */
-function captureFromDescription(description: string): CaptureTime | undefined {
-  const m = /AS OF SYSTEM TIME '([^']+)'/.exec(description);
-  const t = m ? parseClusterTime(m[1]) : undefined;
-  return t ? captureTimeFromMicros(t.micros) : undefined;
-}
-
-function joinUri(collection: string, subdir: string): string {
-  return `${collection.replace(/\/+$/, '')}/${subdir.replace(/^\/+/, '')}`;
 }

@@ -3,16 +3,43 @@
  * one (backup-type, full-backup-every, and the full backup's targets).
  */
 import type { Row } from './cluster.js';
+import { subdirFromDescription } from './destination.js';
+import type { CaptureTime, JobRow } from './job.js';
+import { captureTimeFromMicros, parseClusterTime } from './job.js';
 import type { Statement } from './sql.js';
 import { formatDurationMs } from './report.js';
-import type { BackupType } from './config.js';
+import type { BackupType, IfRunning } from './config.js';
 
-export interface Plan {
-  kind: 'full' | 'incremental';
-  /** The full backup an incremental extends. */
-  appendTo?: string;
-  /** Why `auto` chose a new full backup, or onto which full backup it appends: logged and in the summary. */
+/**
+ * `fullSubdir` is always the folder of the chain's full backup (the `backup-path` output): the
+ * one an incremental extends (`BACKUP … INTO '<fullSubdir>' IN …`), or the one a full backup
+ * writes. A new full backup's folder follows from its capture time, so it is known beforehand
+ * only when a job's description names it (a job attached to, or the cluster's own record).
+ */
+export type Plan = FullPlan | IncrementalPlan;
+
+export interface FullPlan {
+  kind: 'full';
+  fullSubdir?: string;
+  /** Why `auto` chose a new full backup: logged and in the summary. */
   reason?: string;
+}
+
+export interface IncrementalPlan {
+  kind: 'incremental';
+  fullSubdir: string;
+  /** Onto which full backup it appends: logged. */
+  reason?: string;
+}
+
+/** The `INTO '<subdir>' IN` of the BACKUP statement: only an incremental names a folder. */
+export function appendTarget(plan: Plan): string | undefined {
+  return plan.kind === 'incremental' ? plan.fullSubdir : undefined;
+}
+
+/** The chain's full backup folder as planned (not yet normalised), if known. */
+export function plannedFullSubdir(plan: Plan, capture: CaptureTime | undefined): string | undefined {
+  return plan.kind === 'incremental' ? plan.fullSubdir : (plan.fullSubdir ?? capture?.fullSubdir);
 }
 
 /** A plan that cannot be carried out (incremental without a full backup of the same targets). */
@@ -81,7 +108,7 @@ export async function planBackup(ctx: PlanContext): Promise<Plan> {
   }
   const reason = `Appending an incremental backup to the full backup ${latest}.`;
   ctx.log(reason);
-  return { kind: 'incremental', appendTo: latest, reason };
+  return { kind: 'incremental', fullSubdir: latest, reason };
 }
 
 function full(ctx: PlanContext, reason: string): Plan {
@@ -135,4 +162,107 @@ function formatAge(ms: number): string {
   if (days === 0) return formatDurationMs(ms);
   const hours = Math.floor(rest / 3_600_000);
   return hours > 0 ? `${days}d${hours}h` : `${days}d`;
+}
+
+/**
+ * What `if-running` says to do about other unfinished backups into the same collection, seen
+ * before submitting: start (with the line to log), fail, attach to the newest, or wait for each.
+ */
+export type RunningDecision =
+  | { kind: 'start'; log: string }
+  | { kind: 'fail'; message: string }
+  | { kind: 'attach'; job: JobRow }
+  | { kind: 'wait'; jobs: readonly JobRow[] };
+
+export function decideIfRunning(
+  mode: IfRunning,
+  running: readonly JobRow[],
+  collectionDisplay: string,
+): RunningDecision {
+  if (running.length === 0)
+    return { kind: 'start', log: `No other backup job is running into ${collectionDisplay}.` };
+  const ids = running.map((j) => `${j.jobId} (${j.status})`).join(', ');
+  switch (mode) {
+    case 'start':
+      return {
+        kind: 'start',
+        log: `Backup job(s) ${ids} already running into this collection; starting another (if-running: start).`,
+      };
+    case 'fail':
+      return {
+        kind: 'fail',
+        message: `if-running: fail: backup job(s) ${ids} are already running into ${collectionDisplay}. Wait for them, or set if-running to attach, wait or start.`,
+      };
+    case 'attach':
+      return { kind: 'attach', job: newest(running) };
+    case 'wait':
+      return { kind: 'wait', jobs: running };
+  }
+}
+
+/** Two runs may pass the if-running check together: the later one yields after submitting, at most twice. */
+export const MAX_SUBMIT_ROUNDS = 3;
+
+/** What to do once this run's own job is cancelled in favour of the one that started first. */
+export type AfterYield =
+  { kind: 'fail'; message: string } | { kind: 'attach'; job: JobRow } | { kind: 'resubmit' };
+
+/**
+ * Another backup into this collection was created just before this run's job `ownId` and is
+ * still unfinished: do as if-running says, as if it had been seen before submitting. `keep`
+ * both (if-running: start), or cancel this run's job and then do `then`.
+ */
+export type YieldDecision =
+  { kind: 'keep'; log: string } | { kind: 'cancel-own'; log: string; then: AfterYield };
+
+export function decideYield(
+  mode: IfRunning,
+  other: JobRow,
+  ownId: string,
+  collectionDisplay: string,
+): YieldDecision {
+  if (mode === 'start') {
+    return {
+      kind: 'keep',
+      log: `Backup job ${other.jobId} into this collection was started just before job ${ownId}; keeping both (if-running: start).`,
+    };
+  }
+  const log = `Backup job ${other.jobId} into this collection was started just before job ${ownId} (another run passed the same check at the same moment); cancelling ${ownId} (if-running: ${mode}).`;
+  const then: AfterYield =
+    mode === 'fail'
+      ? {
+          kind: 'fail',
+          message: `if-running: fail: backup job ${other.jobId} into ${collectionDisplay} was started just before this run's job ${ownId}, which was cancelled. Wait for it, or set if-running to attach, wait or start.`,
+        }
+      : mode === 'attach'
+        ? { kind: 'attach', job: other }
+        : { kind: 'resubmit' };
+  return { kind: 'cancel-own', log, then };
+}
+
+/** The newest of some jobs by creation time (the one `if-running: attach` follows). */
+export function newest(jobs: readonly JobRow[]): JobRow {
+  return [...jobs].sort((a, b) => Number((b.created?.micros ?? 0n) - (a.created?.micros ?? 0n)))[0]!;
+}
+
+/** The AS OF SYSTEM TIME of a job, from its description, when it is an absolute timestamp. */
+export function captureFromDescription(description: string): CaptureTime | undefined {
+  const m = /AS OF SYSTEM TIME '([^']+)'/.exec(description);
+  const t = m ? parseClusterTime(m[1]) : undefined;
+  return t ? captureTimeFromMicros(t.micros) : undefined;
+}
+
+/**
+ * A job's description names the full backup it writes or extends (`INTO '<subdir>' IN`). It is
+ * an incremental when its capture time does not map to that folder.
+ */
+export function planFromDescription(description: string): Plan {
+  const subdir = subdirFromDescription(description);
+  const capture = captureFromDescription(description);
+  if (subdir !== undefined && capture !== undefined && capture.fullSubdir !== subdir && subdir !== 'LATEST') {
+    return { kind: 'incremental', fullSubdir: subdir };
+  }
+  return subdir === undefined || subdir === 'LATEST'
+    ? { kind: 'full' }
+    : { kind: 'full', fullSubdir: subdir };
 }

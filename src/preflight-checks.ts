@@ -6,7 +6,7 @@
 import type { Row, SqlSession } from './cluster.js';
 import { sqlState, versionAtLeast } from './cluster.js';
 import { errorMessage } from './errors.js';
-import { escapeMarkdown, fenced } from './report.js';
+import { escapeMarkdown, fenced } from './summary.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, showBackupsStatement, showBackupStatement } from './sql.js';
 import type { ClusterVersion, Config } from './config.js';

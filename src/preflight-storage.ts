@@ -154,7 +154,7 @@ export async function pruneCheck(
     const store = await openStore(settings);
     const chains = await listChains(store, settings.prefix);
     const latest = await readLatestFullSubdir(store, settings.prefix);
-    const protect = plan?.kind === 'incremental' ? plan.appendTo! : capture.fullSubdir;
+    const protect = plan?.kind === 'incremental' ? plan.fullSubdir : capture.fullSubdir;
     const end = new Date(Number(capture.micros / 1000n));
     const own = chains.find((c) => c.fullSubdir === protect);
     if (own) own.newestEndTime = end;

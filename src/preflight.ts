@@ -272,7 +272,7 @@ class DryRun {
   private showRestoreStatements(): void {
     const { config } = this.ctx;
     const where = config.verifyConnectionGiven ? ' on the verify-connection-string cluster' : '';
-    const full = this.plan?.kind === 'incremental' ? this.plan.appendTo : undefined;
+    const full = this.plan?.kind === 'incremental' ? this.plan.fullSubdir : undefined;
     for (const stmt of restoreStatements(
       config,
       this.destination!.uri,
@@ -390,7 +390,7 @@ class DryRun {
       const p = this.plan;
       const detail =
         p.kind === 'incremental'
-          ? `an incremental onto the full backup ${p.appendTo}, whose targets match.`
+          ? `an incremental onto the full backup ${p.fullSubdir}, whose targets match.`
           : (p.reason ?? 'a new full backup.');
       this.add({ name, state: 'passed', detail });
     } catch (err) {
@@ -414,7 +414,7 @@ class DryRun {
     return backupStatement(this.destination!.uri, {
       databases: config.databases,
       asOf: this.capture!.literal,
-      appendTo: this.plan?.kind === 'incremental' ? this.plan.appendTo : undefined,
+      appendTo: this.plan?.kind === 'incremental' ? this.plan.fullSubdir : undefined,
       revisionHistory: config.revisionHistory,
       encryptionPassphrase: config.encryptionPassphrase,
       kmsUri: config.kmsUri,

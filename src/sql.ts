@@ -285,3 +285,23 @@ function accessGrants(
     out.push({ text: `ALTER ROLE ${grantee} WITH CONTROLJOB`, params: [] });
   return out;
 }
+
+/** `RESTORE … FROM '<full>' IN '<collection>' AS OF SYSTEM TIME '<end>'`, pinned to this backup. */
+export function restoreStatement(o: {
+  databases: readonly string[];
+  quoteIdent: (n: string) => string;
+  collectionForRestore: string;
+  fullSubdir: string;
+  endTimeLiteral: string;
+  encrypted?: 'passphrase' | 'kms';
+}): string {
+  const what = o.databases.length > 0 ? `DATABASE ${o.databases.map(o.quoteIdent).join(', ')} ` : '';
+  const opts =
+    o.encrypted === 'passphrase'
+      ? "\n  WITH encryption_passphrase = '<passphrase>'"
+      : o.encrypted === 'kms'
+        ? "\n  WITH kms = '<kms-uri>'"
+        : '';
+  // One clause a line: the summary's code block does not wrap.
+  return `RESTORE ${what}FROM '${o.fullSubdir}'\n  IN '${o.collectionForRestore}'\n  AS OF SYSTEM TIME '${o.endTimeLiteral}'${opts};`;
+}

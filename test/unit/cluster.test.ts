@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   backoffMs,
+  capabilities,
   connectTimeoutMs,
   isConnectionError,
   NotCockroachError,
@@ -87,5 +88,27 @@ describe('connectTimeoutMs', () => {
     expect(connectTimeoutMs({ ...base, params: { connect_timeout: '3' } }, 10_000)).toBe(3000);
     expect(connectTimeoutMs({ ...base, params: { connect_timeout: '0' } }, 10_000)).toBe(10_000);
     expect(connectTimeoutMs(base, 10_000)).toBe(10_000);
+  });
+});
+
+describe('capabilities', () => {
+  const at = (tag: string) =>
+    capabilities(parseClusterVersion(`CockroachDB CCL ${tag} (x86_64-pc-linux-gnu)`));
+  it('refuses versions before 22.2 and warns after 25.x', () => {
+    expect(at('v22.1.20').unsupported).toBe(
+      'CockroachDB v22.1.20 is too old: crdb-backup-action supports 22.2 and later.',
+    );
+    expect(at('v22.2.0').unsupported).toBeUndefined();
+    expect(at('v25.4.1').untested).toBeUndefined();
+    expect(at('v26.1.0').untested).toBe(
+      'CockroachDB v26.1.0 is newer than the versions this action was tested with (22.2 to 25.x).',
+    );
+  });
+  it('waits with WHEN COMPLETE from 23.2; grants CONTROLJOB as a system privilege from 23.1.12', () => {
+    expect(at('v23.1.30').whenComplete).toBe(false);
+    expect(at('v23.2.0').whenComplete).toBe(true);
+    expect(at('v23.1.11').controlJob).toBe('role-option');
+    expect(at('v23.1.12').controlJob).toBe('system');
+    expect(at('v24.1.0').controlJob).toBe('system');
   });
 });

@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_FAILURE_LINES,
-  fenced,
-  finalOutputs,
-  neutraliseCommands,
-  formatBytes,
-  ProgressReporter,
-  renderSummary,
-  restoreStatement,
-  writeOutputs,
-} from '../../src/report.js';
+import { finalOutputs, neutraliseCommands, ProgressReporter, writeOutputs } from '../../src/report.js';
 import type { PruneSummary, RunReport } from '../../src/report.js';
 import type { ActionIO } from '../../src/runtime.js';
-import { quoteIdent } from '../../src/sql.js';
+import { quoteIdent, restoreStatement } from '../../src/sql.js';
+import { fenced, formatBytes, MAX_FAILURE_LINES, renderSummary } from '../../src/summary.js';
 
 const success: RunReport = {
   outcome: 'succeeded',
