@@ -12,7 +12,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { TestPki } from '../tls.js';
 import { makeTestPki } from '../tls.js';
 import type { AuthMethod, PgWireOptions, PgWireServer } from './pgwire.js';
-import { countPlaceholders, splitStatements, startPgWireServer } from './pgwire.js';
+import { startPgWireServer } from './pgwire.js';
+import { countPlaceholders, splitStatements } from './sqltext.js';
 import type { Engine, QueryResult, SessionInfo, UserRecord } from './protocol-types.js';
 import { DropConnection, Oid, SqlError } from './protocol-types.js';
 

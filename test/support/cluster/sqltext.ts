@@ -1,4 +1,7 @@
-/** Small helpers for recognising the SQL the test cluster answers: values, lists, identifiers. */
+/**
+ * Small helpers for recognising the SQL the test cluster answers: values, lists, identifiers; and,
+ * for the wire layer, splitting a simple query into statements and counting its placeholders.
+ */
 import { SqlError } from './protocol-types.js';
 
 /** A string literal or a `$n` placeholder (optionally `::STRING`), as it appears in SQL. */
@@ -218,4 +221,100 @@ export function parseInterval(s: string): bigint | undefined {
     total += m[1] === '-' ? -value : value;
   }
   return total;
+}
+
+// ---- splitting a simple query into statements ---------------------------------------------------------
+
+/**
+ * The text with the insides of string literals, quoted identifiers, dollar
+ * quotes and comments blanked out, same length, so that `;` and `$n` can be
+ * found by plain search.
+ */
+export function maskQuoted(sql: string): string {
+  const out = sql.split('');
+  const blank = (from: number, to: number): void => {
+    for (let k = from; k < to && k < out.length; k++) out[k] = ' ';
+  };
+  let i = 0;
+  while (i < sql.length) {
+    const end = quotedRegionEnd(sql, i);
+    if (end === undefined) {
+      i++;
+      continue;
+    }
+    blank(i, end);
+    i = end;
+  }
+  return out.join('');
+}
+
+/** If a quoted region or comment starts at i, the index after it. */
+function quotedRegionEnd(sql: string, i: number): number | undefined {
+  const c = sql[i];
+  if (c === "'") return closingQuote(sql, i, "'", /[eE]/.test(sql[i - 1] ?? '') && !isWordChar(sql[i - 2]));
+  if (c === '"') return closingQuote(sql, i, '"', false);
+  if (c === '-' && sql[i + 1] === '-') {
+    const nl = sql.indexOf('\n', i);
+    return nl < 0 ? sql.length : nl;
+  }
+  if (c === '/' && sql[i + 1] === '*') return blockCommentEnd(sql, i);
+  if (c === '$' && !isWordChar(sql[i - 1])) {
+    const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i))?.[0];
+    if (!tag) return undefined;
+    const close = sql.indexOf(tag, i + tag.length);
+    return close < 0 ? sql.length : close + tag.length;
+  }
+  return undefined;
+}
+
+function isWordChar(c: string | undefined): boolean {
+  return c !== undefined && /[A-Za-z0-9_$]/.test(c);
+}
+
+function closingQuote(sql: string, start: number, q: string, backslashEscapes: boolean): number {
+  let i = start + 1;
+  while (i < sql.length) {
+    if (backslashEscapes && sql[i] === '\\') i += 2;
+    else if (sql[i] === q && sql[i + 1] === q) i += 2;
+    else if (sql[i] === q) return i + 1;
+    else i++;
+  }
+  return sql.length;
+}
+
+/** Block comments nest in PostgreSQL. */
+function blockCommentEnd(sql: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < sql.length) {
+    if (sql.startsWith('/*', i)) {
+      depth++;
+      i += 2;
+    } else if (sql.startsWith('*/', i)) {
+      depth--;
+      i += 2;
+      if (depth === 0) return i;
+    } else i++;
+  }
+  return sql.length;
+}
+
+/** Split a simple-query string on `;` outside quotes and comments; empty statements are dropped. */
+export function splitStatements(sql: string): string[] {
+  const mask = maskQuoted(sql);
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i <= mask.length; i++) {
+    if (i < mask.length && mask[i] !== ';') continue;
+    if (mask.slice(start, i).trim() !== '') out.push(sql.slice(start, i).trim());
+    start = i + 1;
+  }
+  return out;
+}
+
+/** The highest `$n` placeholder outside quotes. */
+export function countPlaceholders(sql: string): number {
+  let max = 0;
+  for (const m of maskQuoted(sql).matchAll(/\$(\d+)/g)) max = Math.max(max, Number(m[1]));
+  return max;
 }
