@@ -47,7 +47,7 @@ type Ending = {
   jobMs?: number;
 };
 
-// One page per ending the action has (DESIGN.md's status vocabulary), plus the prune and verify ones.
+// One page per ending the action has (the `status` output's words), plus the prune and verify ones.
 const ENDINGS: Record<string, Ending> = {
   'succeeded-with-pruning': { inputs: { 'prune-keep-last': '1' } },
   incremental: { inputs: { 'backup-type': 'incremental', verify: 'files' } },

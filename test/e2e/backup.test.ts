@@ -1,5 +1,5 @@
 /**
- * The main path of DESIGN.md, end to end: the bundled action against the
+ * The main path (submit, wait, report, verify), end to end: the bundled action against the
  * project's test cluster and S3 server, on every version profile.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The rules at the edges (DESIGN.md "Rules at the edges") where a real CockroachDB answers
+ * The action's rules at the edges where a real CockroachDB answers
  * differently from a lenient stand-in: each scenario runs the bundle against the test cluster,
  * which follows CockroachDB's source on these points.
  */

@@ -1,6 +1,6 @@
 /**
  * Every ending of a run, through the bundle: each output (present or absent
- * as DESIGN.md's output rules say) and the summary's headline and status row.
+ * as the README's Outputs section says) and the summary's headline and status row.
  * `status` is the same word for the same ending on every version.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

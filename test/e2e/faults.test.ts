@@ -107,7 +107,7 @@ describe.each(['22.2', '23.2', '25.2'] as const)('faults on CockroachDB %s', (pr
       });
       expect(r.code).not.toBe(0);
       expect(r.outputs.status).toBe('failed');
-      // The cluster's text (reference §4.4) quotes the URI twice: inside a longer path, and as given.
+      // The cluster's text (backupdest.ResolveDest, pkg/backup/backupdest/backup_destination.go) quotes the URI twice: inside a longer path, and as given.
       expect(r.errors[0]).toMatch(/A full backup already exists in s3:\/\/backups\//);
       expect(r.errors[0]).toMatch(/AWS_SECRET_ACCESS_KEY=\*\*\*/);
       expect(r.errors[0]).toMatch(/IN '\*\*\*'/);

@@ -1,5 +1,5 @@
 /**
- * Never hang, never orphan, never duplicate (DESIGN.md behaviours 3 and 4):
+ * Never hang, never orphan, never duplicate (the action's behaviours that must hold):
  * the bundle against the test cluster's faults, on the oldest and newest
  * version profiles.
  */

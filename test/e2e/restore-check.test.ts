@@ -1,5 +1,5 @@
 /**
- * `verify: restore` through the bundle (DESIGN.md "Restore check"): per database a
+ * `verify: restore` through the bundle (README, "Three levels: `manifest`, `files`, `restore`"): per database a
  * `RESTORE … WITH schema_only, verify_backup_table_data, new_db_name, detached` job on the test
  * cluster, which reads and checksums every data file of the chain; then the scratch database dropped.
  * Every ending is checked against the cluster's own jobs and catalog: no scratch database survives.

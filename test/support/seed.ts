@@ -15,8 +15,8 @@ export interface SeedOptions {
   /** Hours between chains (default 24). */
   spacingHours?: number;
   /**
-   * Write backup index entries (25.4+), one per layer: under `index/<subdir with ->/` (true, as the
-   * reference has it) or under `metadata/index/<subdir with ->/` ('metadata', as CockroachDB does).
+   * Write backup index entries (25.4+), one per layer: under `index/<subdir with ->/` (true, as some
+   * descriptions of 25.x place them) or under `metadata/index/<subdir with ->/` ('metadata', as CockroachDB does).
    */
   index?: boolean | 'metadata';
 }

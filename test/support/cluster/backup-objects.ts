@@ -1,5 +1,5 @@
 /**
- * SHOW BACKUP's schema and table rows. engine.ts answers `SHOW BACKUP FROM … IN …` with one row per
+ * SHOW BACKUP's schema and table rows. show-backup.ts answers `SHOW BACKUP FROM … IN …` with one row per
  * database and layer; a real cluster also lists, under each database, its `public` schema
  * (object_type `schema`) and each table (object_type `table`, parent_schema_name `public`, with
  * size_bytes and rows) (pkg/backup/show.go backupShowerDefault; docs show-backup.md "Response").

@@ -55,7 +55,7 @@ export async function backup(
   if (!m) {
     if (/^BACKUP\s+(?:.*?\s)?TO\s/is.test(sql)) {
       if (e.profile.major > 24 || (e.profile.major === 24 && e.profile.minor >= 3)) {
-        // Removed from the grammar in 24.3 (reference §1).
+        // Removed from the grammar in 24.3 (pkg/sql/parser/sql.y, backup_stmt).
         throw new SqlError(
           '42601',
           'The `BACKUP TO` syntax is no longer supported. Please use `BACKUP INTO` to create a backup collection.',
@@ -86,7 +86,7 @@ export async function backup(
       legacy!;
   }
   // Prepare-time typing: backupTypeCheck does not type AS OF SYSTEM TIME, so a bare placeholder
-  // there has no type unless the client declared one (resolved §4).
+  // there has no type unless the client declared one (pkg/backup/backup_planning.go).
   const bare = aostToken ? /^\$(\d+)$/.exec(aostToken.trim()) : null;
   if (bare && !(s.paramTypes?.[Number(bare[1]) - 1] ?? 0)) {
     throw new SqlError(
@@ -198,7 +198,7 @@ export async function backup(
   return notices.length > 0 ? { ...result, notices } : result;
 }
 
-/** `use of BACKUP with <feature> requires an enterprise license. see …` (reference §9), XXC02. */
+/** `use of BACKUP with <feature> requires an enterprise license. see …` (pkg/ccl/utilccl/license_check.go, before 24.3), XXC02. */
 function licenceMessage(feature: string): string {
   return `use of BACKUP with ${feature} requires an enterprise license. see https://cockroachlabs.com/pricing?cluster=${CLUSTER_ID} for details on how to enable enterprise features`;
 }
@@ -316,7 +316,8 @@ function describeBackup(
   if (o.revisionHistory) opts.push('revision_history = true');
   if (o.passphrase !== undefined) opts.push("encryption_passphrase = '*****'");
   if (o.detached) opts.push('detached');
-  // An explicit `detached = FALSE` is kept in descriptions from 23.1 (resolved §5).
+  // An explicit `detached = FALSE` is kept in descriptions from 23.1 (pkg/backup/backup_planning.go,
+  // resolveOptionsForBackupJobDescription).
   else if (o.detachedFalse && (e.profile.major > 23 || (e.profile.major === 23 && e.profile.minor >= 1)))
     opts.push('detached = FALSE');
   if (o.kms !== undefined) opts.push(`kms = ${quoteLiteral(sanitizeUri(o.kms))}`);
@@ -364,7 +365,7 @@ async function runJob(
     if (p.destError) throw p.destError;
     if (p.needsLicence) throw new Error(licenceMessage('incremental'));
     if (e.leakUri && p.kind === 'full' && !p.legacy) {
-      // backupdest.ResolveDest interpolates the planned and the given URI unsanitized (reference §4.4).
+      // backupdest.ResolveDest interpolates the planned and the given URI unsanitized (pkg/backup/backupdest/backup_destination.go).
       throw new Error(
         `A full backup already exists in ${joinUriPath(job.uri, p.subdir)}. Consider running an incremental backup to this full backup via \`BACKUP INTO '${p.subdir}' IN '${job.uri}'\``,
       );
@@ -388,7 +389,7 @@ async function runJob(
         durationMs: () => durationMs,
         minStepMs: 0,
         progress: (f) => {
-          // jobs/progress.go ProgressUpdateBatcher (cockroach-surface-resolved.md §10): a new
+          // pkg/jobs/progress.go ProgressUpdateBatcher: a new
           // fraction_completed is written only when it is 5 % above the last one and 15 s have passed
           // since the last write (progressFractionThreshold, progressTimeThreshold). A test may ask
           // for smooth progress (no time threshold).

@@ -46,7 +46,7 @@ export class EngineControls extends EngineState {
   /**
    * While on, full backup jobs fail as CockroachDB's destination resolution does when the planned
    * directory already holds a manifest: `A full backup already exists in <uri>. … IN '<uri>'`, with
-   * the raw URI and its credentials (reference §4.4), the one job error that is not sanitized.
+   * the raw URI and its credentials (backupdest.ResolveDest in pkg/backup/backupdest/backup_destination.go), the one job error that is not sanitized.
    */
   leakUriInErrors(on: boolean): void {
     this.leakUri = on;

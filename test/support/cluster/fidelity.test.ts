@@ -1,6 +1,6 @@
 /**
- * Self-tests of details where the test cluster once strayed from the
- * references: the one unsanitized job error, table targets, USAGE on
+ * Self-tests of details where the test cluster once strayed from CockroachDB
+ * (its sources and docs, cited in the modules): the one unsanitized job error, table targets, USAGE on
  * external connections, crdb_internal.jobs and SHOW JOBS ordering, declared
  * placeholder types, and progress while a job runs.
  */

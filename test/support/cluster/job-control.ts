@@ -40,7 +40,10 @@ export function controlJob(e: EngineState, s: Session, verb: string, idText: str
   return tagOnly('RESUME JOBS 1');
 }
 
-/** Who may control a job, per version (cockroach-surface-resolved.md §2). */
+/**
+ * Who may control a job, per version: pkg/sql/control_jobs.go (22.2: the CONTROLJOB role option),
+ * pkg/jobs/jobsauth/authorization.go (23.1 on; owners control their own jobs from 25.1).
+ */
 function authorizeControl(e: EngineState, user: string, job: Job | undefined, id: string): void {
   const u = e.users.get(user)!;
   if (u.admin) return;

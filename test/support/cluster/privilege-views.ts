@@ -6,7 +6,7 @@
  * - `SHOW ROLES` (username, options, member_of): role options such as CONTROLJOB and CREATEDB;
  * - `SHOW CLUSTER SETTING enterprise.license`: admins, or MODIFYCLUSTERSETTING / VIEWCLUSTERSETTING
  *   (system privilege or role option) (pkg/sql/delegate/show_cluster_settings.go; show_cluster_setting.go).
- * `SHOW SYSTEM GRANTS [FOR u]` stays in engine.ts.
+ * `SHOW SYSTEM GRANTS [FOR u]` is in privileges.ts.
  */
 import type { Session } from './engine-state.js';
 import type { EngineInternals } from './internals.js';

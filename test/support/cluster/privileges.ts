@@ -81,7 +81,7 @@ export function grantDatabase(e: EngineState, s: Session, sql: string): QueryRes
   return tagOnly('GRANT');
 }
 
-/** `GRANT USAGE ON EXTERNAL CONNECTION c TO r` / `REVOKE … FROM r` (reference §6). */
+/** `GRANT USAGE ON EXTERNAL CONNECTION c TO r` / `REVOKE … FROM r` (docs: create-external-connection.md). */
 export function grantConnectionUsage(e: EngineState, s: Session, sql: string): QueryResult {
   const m =
     /^(GRANT|REVOKE)\s+USAGE\s+ON\s+EXTERNAL\s+CONNECTION\s+(.+?)\s+(TO|FROM)\s+(.+?)(\s+WITH\s+GRANT\s+OPTION)?$/i.exec(
@@ -112,7 +112,8 @@ export function grantConnectionUsage(e: EngineState, s: Session, sql: string): Q
   return tagOnly(grant ? 'GRANT' : 'REVOKE');
 }
 
-/** Non-admins need USAGE on an external connection, checked at statement time (reference §6, resolved §7). */
+/** Non-admins need USAGE on an external connection, checked at statement time (pkg/cloud/cloudprivilege, CheckDestinationPrivileges), for
+ * BACKUP and SHOW BACKUP(S) alike (docs: show-backup.md). */
 export function checkConnectionUsage(e: EngineState, user: string, uri: string): void {
   if (isAdmin(e, user) || !/^external:\/\//i.test(uri)) return;
   let name: string;

@@ -1,4 +1,4 @@
-/** What differs between CockroachDB versions, as far as the backup surface goes (see the references). */
+/** What differs between CockroachDB versions, as far as the backup surface goes (each rule cites its CockroachDB source or docs page where it is used). */
 export type ProfileName = '22.2' | '23.1' | '23.2' | '24.1' | '24.3' | '25.2' | '25.4';
 /**
  * The profiles every per-version self-test runs. 25.4 is not among them: it differs from 25.2 here

@@ -235,7 +235,7 @@ export class RestoreStatement {
   /**
    * doRestorePlan: a passphrase makes it read ENCRYPTION-INFO (backupencryption.ReadEncryptionOptions),
    * which an unencrypted backup lacks; reading an encrypted manifest without a key or with the wrong
-   * one fails as SHOW BACKUP does (the same texts as engine.ts). KMS keys are not modelled: a `kms`
+   * one fails as SHOW BACKUP does (the same texts as show-backup.ts). KMS keys are not modelled: a `kms`
    * option is taken as the right one.
    */
   private async checkEncryption(store: JobStorage, full: Layer, o: RestoreOptions): Promise<void> {

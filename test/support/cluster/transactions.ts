@@ -2,8 +2,7 @@
  * Jobs created inside an explicit transaction. BACKUP and RESTORE … WITH detached write their job
  * record in the user's transaction (`CreateAdoptableJobWithTxn`, pkg/backup/backup_planning.go and
  * restore_planning.go): the job exists only if the transaction commits, and it is adopted (starts
- * running) after COMMIT; a ROLLBACK leaves no job and nothing in the bucket
- * (cockroach-backup-surface.md §1 "Transactions"). So a dry run may send `BEGIN; BACKUP … WITH
+ * running) after COMMIT; a ROLLBACK leaves no job and nothing in the bucket. So a dry run may send `BEGIN; BACKUP … WITH
  * detached; ROLLBACK` as a statement-time check of privileges, targets and licence.
  *
  * Until COMMIT the job is kept out of the jobs table, so no session sees it (a real cluster would

@@ -1,6 +1,6 @@
 /**
  * Self-tests of what differs between CockroachDB versions on the backup
- * surface (references: cockroach-backup-surface.md, cockroach-surface-resolved.md),
+ * surface (each rule cites its CockroachDB source or docs page where the test cluster implements it),
  * with the real `pg` client, for every version profile.
  */
 import type pg from 'pg';
