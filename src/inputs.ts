@@ -1,38 +1,39 @@
 /**
  * Every input read and validated into one typed, frozen Config before
- * anything connects. Secrets are registered (and so masked) before any
- * validation can throw. Each error names the input and says what to write.
+ * anything connects, driven by one table of the inputs (INPUTS). Secrets are
+ * registered (and so masked) before any validation can throw. Each error
+ * names the input and says what to write. The rules of the connection
+ * strings, the collection and the names live in connection.ts,
+ * collection.ts and identifiers.ts.
  */
-import { microsToIso, parseClusterTime } from './job.js';
-import { pruningEnabled } from './prune.js';
-import type { SecretRegistry } from './secrets.js';
+import { parseAssumeRole, parseCollection, parseEndpoint, readAwsCredentials } from './collection.js';
 import type {
   AsOfSystemTime,
-  AwsCredentials,
   BackupType,
-  Collection,
   Config,
-  ConnectionConfig,
   IfRunning,
   OnTimeout,
   PathStyle,
   S3Auth,
-  SslMode,
   VerifyMode,
 } from './config.js';
+import {
+  connectionSecrets,
+  optionalPem,
+  parseConnectionString,
+  safeDecode,
+  transportWarnings,
+} from './connection.js';
+import { parseDatabaseList, parseRole } from './identifiers.js';
+import { clip, InputError } from './input-error.js';
+import { microsToIso, parseClusterTime } from './job.js';
+import { pruningEnabled } from './prune.js';
+import type { SecretRegistry } from './secrets.js';
+
+export { InputError };
 
 export type InputReader = (name: string) => string;
 type Env = Readonly<Record<string, string | undefined>>;
-
-export class InputError extends Error {
-  constructor(
-    readonly input: string,
-    message: string,
-  ) {
-    super(`Input \`${input}\`: ${message}`);
-    this.name = 'InputError';
-  }
-}
 
 export interface ReadResult {
   config: Config;
@@ -41,8 +42,6 @@ export interface ReadResult {
 }
 
 const MAX_INPUT_LENGTH = 32 * 1024;
-const MAX_IDENTIFIER_BYTES = 128;
-const MAX_ROLE_BYTES = 63;
 /** The default lifetime of an assumed role's session (role-duration-seconds: 3600). */
 const DEFAULT_SESSION_MS = 3_600_000;
 
@@ -310,7 +309,7 @@ function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistr
   }
   secrets.add(env.AWS_SECRET_ACCESS_KEY);
   secrets.add(env.AWS_SESSION_TOKEN);
-  // A collection that carries a secret parameter is rejected below; its text must not show in that error.
+  // A collection that carries a secret parameter is rejected (parseCollection); its text must not show in that error.
   const collection = given(getInput, 'collection');
   if (/AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN/i.test(collection)) {
     secrets.add(collection);
@@ -318,45 +317,6 @@ function registerSecrets(getInput: InputReader, env: Env, secrets: SecretRegistr
       secrets.add(m[1]);
       secrets.add(safeDecode(m[1]!));
     }
-  }
-}
-
-/** Query parameters that carry a secret in libpq's and pg's vocabulary (password, sslpassword, sslkey…). */
-const SECRET_PARAM = /pass|secret|token|key/i;
-
-/**
- * Every secret part of a connection string, as the driver reads it: the
- * password is the userinfo up to the LAST `@` (WHATWG URL parsing, which both
- * this action's parser and pg-connection-string use), so
- * `postgresql://root:Pa55@w0rd!x@host/db` logs in with `Pa55@w0rd!x`. pg also
- * takes `?password=` and `?sslpassword=`; they are rejected below, but their
- * values are masked first, as is the userinfo before the first `@` that a
- * reader might take for the password.
- */
-export function connectionSecrets(connectionString: string): string[] {
-  const found: string[] = [];
-  const naive = /^[a-z]+:\/\/[^:@/]*:([^@/]*)@/i.exec(connectionString);
-  if (naive) found.push(naive[1]!, safeDecode(naive[1]!));
-  try {
-    const url = new URL(connectionString);
-    if (url.password) found.push(url.password, connectionPassword(url));
-    for (const [key, value] of url.searchParams) if (SECRET_PARAM.test(key)) found.push(value);
-  } catch {
-    // Not a URL: the whole string is registered as the secret.
-  }
-  return [...new Set(found.filter((v) => v !== ''))];
-}
-
-/** The password handed to the driver: the URL's userinfo password, percent-decoded. */
-function connectionPassword(url: URL): string {
-  return safeDecode(url.password);
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
   }
 }
 
@@ -475,355 +435,6 @@ export function parseAsOfSystemTime(value: string): AsOfSystemTime {
   throw new InputError(name, `"${clip(value)}" is neither a negative interval nor a timestamp. ${advice}`);
 }
 
-// ---- identifiers -------------------------------------------------------------------------------------
-
-/**
- * Comma-separated database names with SQL identifier rules: unquoted names
- * are folded to lower case; a double-quoted name keeps spaces, case and
- * commas, with `""` for a literal quote.
- */
-export function parseDatabaseList(text: string): string[] {
-  const name = 'databases';
-  if (text.length > 4096)
-    throw new InputError(
-      name,
-      'is longer than 4096 characters. List fewer databases, or back up the whole cluster.',
-    );
-  if (text.trim() === '') return [];
-  const names: string[] = [];
-  let i = 0;
-  const s = text;
-  const skipSpace = (): void => {
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
-  };
-  for (;;) {
-    skipSpace();
-    let ident: string;
-    if (s[i] === '"') {
-      i++;
-      let out = '';
-      for (;;) {
-        if (i >= s.length)
-          throw new InputError(name, `a quoted name is not closed. Write names like shop, "Weird Name".`);
-        if (s[i] === '"') {
-          if (s[i + 1] === '"') {
-            out += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        out += s[i++];
-      }
-      ident = out;
-      if (ident === '') throw new InputError(name, 'an empty quoted name ("") is not a database. Remove it.');
-    } else {
-      const start = i;
-      while (i < s.length && s[i] !== ',') i++;
-      const raw = s.slice(start, i).trim();
-      if (raw === '')
-        throw new InputError(name, 'has an empty name between commas. Write names like shop, "Weird Name".');
-      ident = raw.toLowerCase();
-      if (!/^[a-z_][a-z0-9_$]*$/.test(ident)) {
-        throw new InputError(
-          name,
-          `"${clip(raw)}" is not a plain SQL identifier (letters, digits, _ and $; not starting with a digit). Put such a name in double quotes, e.g. "${clip(raw).replace(/"/g, '""')}".`,
-        );
-      }
-    }
-    if (/[\u0000-\u001f\u007f]/.test(ident)) {
-      throw new InputError(
-        name,
-        'a name contains a control character or a line break. Write names on one line.',
-      );
-    }
-    if (Buffer.byteLength(ident) > MAX_IDENTIFIER_BYTES) {
-      throw new InputError(name, `a name is longer than ${MAX_IDENTIFIER_BYTES} bytes.`);
-    }
-    if (names.includes(ident))
-      throw new InputError(name, `"${clip(ident)}" is listed twice. List each database once.`);
-    names.push(ident);
-    skipSpace();
-    if (i >= s.length) break;
-    if (s[i] !== ',')
-      throw new InputError(name, `unexpected text after a quoted name. Separate names with commas.`);
-    i++;
-  }
-  return names;
-}
-
-function parseRole(value: string, name: string): string {
-  const folded = value.toLowerCase();
-  if (!/^[a-z_][a-z0-9_.-]*$/.test(folded) || Buffer.byteLength(folded) > MAX_ROLE_BYTES) {
-    throw new InputError(
-      name,
-      `"${clip(value)}" is not a role name. Write a plain user or role name (letters, digits, _, . and -, up to ${MAX_ROLE_BYTES} bytes), e.g. backup_user.`,
-    );
-  }
-  return folded;
-}
-
-// ---- connection strings ------------------------------------------------------------------------------
-
-const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
-const FILE_PARAMS: Record<string, string> = {
-  sslrootcert: 'ca-cert',
-  sslcert: 'client-cert',
-  sslkey: 'client-key',
-};
-const PASSED_PARAMS = new Set(['options', 'connect_timeout']);
-
-function parseConnectionString(
-  value: string,
-  name: string,
-  tls: { caCert?: string; clientCert?: string; clientKey?: string },
-  required: boolean,
-): ConnectionConfig | undefined {
-  const example = 'postgresql://user:password@host:26257/defaultdb?sslmode=verify-full';
-  if (value === '') {
-    if (!required) return undefined;
-    throw new InputError(name, `is required. Write a connection URL such as ${example}, from a secret.`);
-  }
-  if (!/^postgres(ql)?:\/\//i.test(value)) {
-    throw new InputError(name, `must be a postgresql:// URL. Write one such as ${example}, from a secret.`);
-  }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InputError(
-      name,
-      `is not a valid URL (characters such as @, : or / in the password must be percent-encoded). Write one such as ${example}.`,
-    );
-  }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new InputError(name, `has no host. Write one such as ${example}.`);
-  const user = safeDecode(url.username);
-  if (!user) throw new InputError(name, `has no user name. Write one such as ${example}.`);
-  const port = url.port ? Number(url.port) : 26257;
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new InputError(name, `has an invalid port. Write e.g. :26257.`);
-  const database = safeDecode(url.pathname.replace(/^\//, '')) || 'defaultdb';
-  if (/[\u0000-\u001f/]/.test(database))
-    throw new InputError(name, `has an invalid database name in its path.`);
-  const params: Record<string, string> = {};
-  let sslmode: SslMode | undefined;
-  for (const [key, v] of url.searchParams) {
-    if (key === 'sslmode') {
-      if (!(SSL_MODES as readonly string[]).includes(v)) {
-        throw new InputError(
-          name,
-          `sslmode=${clip(v)} is not a libpq sslmode. Write one of ${SSL_MODES.join(', ')} (verify-full recommended).`,
-        );
-      }
-      sslmode = v as SslMode;
-    } else if (Object.hasOwn(FILE_PARAMS, key)) {
-      throw new InputError(
-        name,
-        `${key} points to a file, which the runner does not have. Remove it and put the PEM text in the ${FILE_PARAMS[key]} input instead.`,
-      );
-    } else if (key === 'application_name') {
-      throw new InputError(
-        name,
-        `application_name is set by the action itself (so the DBA sees the workflow run). Remove it.`,
-      );
-    } else if (key === 'options' && optionKeys(v).includes('application_name')) {
-      // The server applies startup parameters in order and pg sends options after application_name,
-      // so this would replace the name the lost-answer procedure looks the submitting session up by.
-      throw new InputError(
-        name,
-        `options sets application_name, which the action sets itself (so the DBA sees the workflow run, and a lost BACKUP answer can be traced to its session). Remove it from options.`,
-      );
-    } else if (key === 'connect_timeout' && !/^\d{1,4}$/.test(v)) {
-      throw new InputError(
-        name,
-        `connect_timeout=${clip(v)} is not a number of seconds. Write e.g. connect_timeout=10, or remove it.`,
-      );
-    } else if (PASSED_PARAMS.has(key)) {
-      params[key] = v;
-    } else {
-      throw new InputError(
-        name,
-        `has an unknown parameter "${clip(key)}". Remove it; supported: sslmode, options, connect_timeout.`,
-      );
-    }
-  }
-  const password = url.password ? connectionPassword(url) : undefined;
-  return {
-    input: name,
-    host,
-    port,
-    database,
-    user,
-    ...(password !== undefined ? { password } : {}),
-    sslmode: sslmode ?? (tls.caCert !== undefined ? 'verify-full' : 'prefer'),
-    ...(tls.caCert !== undefined ? { caCert: tls.caCert } : {}),
-    ...(tls.clientCert !== undefined ? { clientCert: tls.clientCert, clientKey: tls.clientKey } : {}),
-    params,
-  };
-}
-
-/**
- * The session variables an `options` startup parameter sets, read as
- * CockroachDB reads it (pkg/sql/pgwire/pre_serve_options.go, parseOptions):
- * query-unescaped, split on unescaped spaces, each `-c key=value`,
- * `-ckey=value` or `--key=value`, the key lower-cased with `-` read as `_`.
- * Malformed options are left for the server to refuse.
- */
-export function optionKeys(options: string): string[] {
-  let raw: string;
-  try {
-    raw = decodeURIComponent(options.replace(/\+/g, ' '));
-  } catch {
-    return [];
-  }
-  const words: string[] = [];
-  for (const m of raw.matchAll(/(?:\\.|[^\s\\])+/gs)) words.push(m[0].replace(/\\(.)/gs, '$1'));
-  const keys: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    let word = words[i]!;
-    if (word === '-c') word = words[++i] ?? '';
-    else if (word.startsWith('--') || word.startsWith('-c')) word = word.slice(2);
-    else continue;
-    const eq = word.indexOf('=');
-    if (eq > 0) keys.push(word.slice(0, eq).toLowerCase().replace(/-/g, '_'));
-  }
-  return keys;
-}
-
-function transportWarnings(c: ConnectionConfig): string[] {
-  const loopback = /^(localhost|127\.\d+\.\d+\.\d+|::1)$/i.test(c.host);
-  if (c.sslmode === 'require' && c.caCert === undefined) {
-    return [
-      `${c.input}: sslmode=require encrypts but does not verify the server. Use sslmode=verify-full with the ca-cert input.`,
-    ];
-  }
-  if (['disable', 'allow', 'prefer'].includes(c.sslmode) && !loopback) {
-    return [
-      `${c.input}: sslmode=${c.sslmode} to ${c.host} may send the password and data unencrypted or to an unverified server. Use sslmode=verify-full with the ca-cert input.`,
-    ];
-  }
-  return [];
-}
-
-function optionalPem(value: string, name: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string | undefined {
-  if (value === '') return undefined;
-  const re =
-    kind === 'CERTIFICATE'
-      ? /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/
-      : /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----[\s\S]+-----END ([A-Z]+ )?PRIVATE KEY-----/;
-  if (!re.test(value)) {
-    throw new InputError(
-      name,
-      `is not a PEM ${kind.toLowerCase()}. Paste the PEM text (-----BEGIN ${kind}----- …) from a secret, not a file path.`,
-    );
-  }
-  return value.endsWith('\n') ? value : `${value}\n`;
-}
-
-// ---- collection and storage --------------------------------------------------------------------------
-
-const DUPLICATE_PARAMS: Record<string, string> = {
-  AWS_ACCESS_KEY_ID: 'aws-access-key-id',
-  AWS_ENDPOINT: 's3-endpoint',
-  AWS_REGION: 'aws-region',
-  AUTH: 's3-auth',
-  ASSUME_ROLE: 'assume-role',
-  AWS_USE_PATH_STYLE: 's3-path-style',
-};
-const SECRET_PARAMS: Record<string, string> = {
-  AWS_SECRET_ACCESS_KEY: 'aws-secret-access-key',
-  AWS_SESSION_TOKEN: 'aws-session-token',
-};
-const ALLOWED_PARAMS = new Set(['S3_STORAGE_CLASS', 'AWS_SERVER_ENC_MODE', 'AWS_SERVER_KMS_ID']);
-
-function parseCollection(value: string, secrets: SecretRegistry): Collection {
-  const name = 'collection';
-  const examples = 'Write s3://bucket/path or external://connection_name.';
-  if (value === '') throw new InputError(name, `is required. ${examples}`);
-  if (/[\u0000-\u001f\u007f\s]/.test(value))
-    throw new InputError(name, `contains spaces or control characters. ${examples}`);
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
-  if (scheme === 'external') {
-    const m = /^external:\/\/([a-z_][a-z0-9_]*)$/i.exec(value);
-    if (!m)
-      throw new InputError(
-        name,
-        `"${clip(secrets.scrub(value))}" is not external://<name> with a plain connection name.`,
-      );
-    return {
-      kind: 'external',
-      raw: `external://${m[1]!.toLowerCase()}`,
-      name: m[1]!.toLowerCase(),
-      display: `external://${m[1]!.toLowerCase()}`,
-    };
-  }
-  if (scheme !== 's3') {
-    throw new InputError(
-      name,
-      `the ${scheme ? `${scheme}://` : 'given'} scheme is not supported by this action. ${examples}`,
-    );
-  }
-  const [location, query = ''] = value.slice('s3://'.length).split(/\?(.*)/s, 2) as [string, string?];
-  const [bucket = '', ...segments] = location.split('/');
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) || bucket.includes('..')) {
-    throw new InputError(
-      name,
-      `"${clip(bucket)}" is not an S3 bucket name (3–63 lower-case letters, digits, dots and hyphens). ${examples}`,
-    );
-  }
-  const pathSegments = segments.filter((seg, i) => !(seg === '' && i === segments.length - 1));
-  for (const seg of pathSegments) {
-    if (seg === '' || seg === '.' || seg === '..' || /[\\'"]/.test(seg)) {
-      throw new InputError(
-        name,
-        `the path "${clip(pathSegments.join('/'))}" has an empty, "." or ".." segment or a quote. ${examples}`,
-      );
-    }
-  }
-  const extraParams: [string, string][] = [];
-  if (query !== '') {
-    for (const [key, v] of new URLSearchParams(query)) {
-      if (Object.hasOwn(SECRET_PARAMS, key)) {
-        throw new InputError(
-          name,
-          `must not carry ${key}: secrets in the collection would be printed. Put it in the ${SECRET_PARAMS[key]} input (from a secret).`,
-        );
-      }
-      if (Object.hasOwn(DUPLICATE_PARAMS, key))
-        throw new InputError(name, `must not carry ${key}: use the ${DUPLICATE_PARAMS[key]} input instead.`);
-      if (!ALLOWED_PARAMS.has(key)) {
-        throw new InputError(
-          name,
-          `has an unknown parameter "${clip(key)}". Only S3_STORAGE_CLASS, AWS_SERVER_ENC_MODE and AWS_SERVER_KMS_ID may be given there.`,
-        );
-      }
-      extraParams.push([key, v]);
-    }
-    const enc = extraParams.find(([k]) => k === 'AWS_SERVER_ENC_MODE')?.[1];
-    if (enc !== undefined && enc !== 'AES256' && enc !== 'aws:kms') {
-      throw new InputError(name, `AWS_SERVER_ENC_MODE=${clip(enc)} is not AES256 or aws:kms.`);
-    }
-    if (enc === 'aws:kms' && !extraParams.some(([k]) => k === 'AWS_SERVER_KMS_ID')) {
-      throw new InputError(
-        name,
-        'AWS_SERVER_ENC_MODE=aws:kms needs AWS_SERVER_KMS_ID in the collection query too.',
-      );
-    }
-  }
-  const path = pathSegments.join('/');
-  return {
-    kind: 's3',
-    raw: value,
-    bucket,
-    path,
-    extraParams,
-    display: `s3://${bucket}${path ? `/${path}` : ''}`,
-  };
-}
-
-/** With external://, each storage input must be unset or its default (a boolean in any of its spellings). */
 function rejectStorageInputsForExternal(given: (name: InputName) => string): void {
   for (const input of STORAGE_INPUTS) {
     const v = given(input);
@@ -838,93 +449,6 @@ function rejectStorageInputsForExternal(given: (name: InputName) => string): voi
   }
 }
 
-function readAwsCredentials(
-  read: (n: InputName) => string,
-  env: Env,
-  auth: S3Auth,
-  collection: Collection,
-): AwsCredentials {
-  // Each input defaults to its own environment variable, as DESIGN.md says; but a session token
-  // is only valid with the secret it was issued with, so the environment's goes with the environment's secret.
-  const inputSecret = read('aws-secret-access-key');
-  const fromInputs = read('aws-access-key-id') !== '' || inputSecret !== '';
-  const accessKeyId = read('aws-access-key-id') || (env.AWS_ACCESS_KEY_ID ?? '').trim();
-  const secretAccessKey = inputSecret || (env.AWS_SECRET_ACCESS_KEY ?? '').trim();
-  const sessionToken = read('aws-session-token') || (inputSecret ? '' : (env.AWS_SESSION_TOKEN ?? '').trim());
-  if (auth === 'implicit') {
-    if (read('aws-access-key-id') || read('aws-secret-access-key') || read('aws-session-token')) {
-      throw new InputError(
-        's3-auth',
-        'is implicit (the cluster nodes use their own IAM role), but AWS keys are given as inputs. Remove the aws-* key inputs, or set s3-auth: specified.',
-      );
-    }
-    return { source: 'none' };
-  }
-  if (collection.kind === 's3') {
-    if (!accessKeyId) {
-      throw new InputError(
-        'aws-access-key-id',
-        'is required for an s3:// collection with s3-auth: specified. Set it (or run aws-actions/configure-aws-credentials first, which exports AWS_ACCESS_KEY_ID), or set s3-auth: implicit.',
-      );
-    }
-    if (!secretAccessKey) {
-      throw new InputError(
-        'aws-secret-access-key',
-        'is required with aws-access-key-id. Set it from a secret (or run aws-actions/configure-aws-credentials first), or set s3-auth: implicit.',
-      );
-    }
-  }
-  // S3-compatible stores use other key formats (MinIO: minioadmin): only printable ASCII is required.
-  if (accessKeyId && !/^[\x21-\x7e]{3,128}$/.test(accessKeyId)) {
-    throw new InputError(
-      'aws-access-key-id',
-      'is not an access key id: write the key id (printable characters, no spaces), e.g. AKIAIOSFODNN7EXAMPLE.',
-    );
-  }
-  return {
-    ...(accessKeyId ? { accessKeyId } : {}),
-    ...(secretAccessKey ? { secretAccessKey } : {}),
-    ...(sessionToken ? { sessionToken } : {}),
-    source: fromInputs ? 'inputs' : accessKeyId ? 'environment' : 'none',
-  };
-}
-
-function parseEndpoint(value: string): string | undefined {
-  if (value === '') return undefined;
-  try {
-    new URL(value);
-  } catch {
-    throw new InputError(
-      's3-endpoint',
-      `"${clip(value)}" is not a URL. Write one such as https://minio.example.com:9000.`,
-    );
-  }
-  // On the text as written, since that is what goes to the cluster: no credentials (@), query or fragment.
-  if (!/^https?:\/\/[^/]/i.test(value) || /[?#@]/.test(value)) {
-    throw new InputError(
-      's3-endpoint',
-      'must be an http(s):// URL without credentials, query or fragment, e.g. https://minio.example.com:9000.',
-    );
-  }
-  return value.replace(/\/+$/, '');
-}
-
-function parseAssumeRole(value: string): string | undefined {
-  if (value === '') return undefined;
-  for (const arn of value.split(',')) {
-    if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,128}$/.test(arn.trim())) {
-      throw new InputError(
-        'assume-role',
-        `"${clip(arn)}" is not an IAM role ARN. Write arn:aws:iam::123456789012:role/name, or a comma-separated chain of them.`,
-      );
-    }
-  }
-  return value
-    .split(',')
-    .map((a) => a.trim())
-    .join(',');
-}
-
 function parseKmsUri(value: string): string | undefined {
   if (value === '') return undefined;
   if (!/^(aws-kms|aws|gs|azure-kms):\/\/\S+$/.test(value)) {
@@ -934,13 +458,6 @@ function parseKmsUri(value: string): string | undefined {
     );
   }
   return value;
-}
-
-// ---- helpers -----------------------------------------------------------------------------------------
-
-function clip(s: string): string {
-  const oneLine = s.replace(/[\r\n]+/g, '⏎');
-  return oneLine.length > 60 ? `${oneLine.slice(0, 57)}…` : oneLine;
 }
 
 function deepFreeze<T>(o: T): T {

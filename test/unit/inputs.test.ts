@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { connectionSecrets, optionKeys } from '../../src/connection.js';
+import { parseDatabaseList } from '../../src/identifiers.js';
 import {
   InputError,
   parseAsOfSystemTime,
-  parseDatabaseList,
-  connectionSecrets,
-  optionKeys,
   parseDuration,
   readConfig,
   summaryWanted,
