@@ -64,7 +64,8 @@ export interface InputSpec {
 /**
  * Every input of action.yml, in its order: one row drives reading (with the
  * default), the secret list and the storage list. test/unit/action-yml.test.ts
- * holds it equal to action.yml; an input added there is added here.
+ * holds it equal to action.yml (and to the defaults in docs/inputs.md); an
+ * input added there is added here.
  */
 export const INPUTS = [
   { name: 'connection-string', required: true, secret: true },

@@ -65,6 +65,34 @@ describe('the input table (src/inputs.ts) is action.yml', () => {
   });
 });
 
+/** `input → default cell` for the rows of docs/inputs.md's table; a row naming several inputs lists their defaults in order. */
+function docsDefaults(): Map<string, string> {
+  const docs = readFileSync(new URL('../../docs/inputs.md', import.meta.url), 'utf8');
+  const rows = new Map<string, string>();
+  for (const line of docs.split('\n').filter((l) => l.startsWith('| `'))) {
+    const cells = line.split(/(?<!\\)\|/).map((c) => c.trim());
+    const names = [...cells[1]!.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]!);
+    const def = cells[3]!;
+    const literals = /^`[^`]*`(, `[^`]*`)*$/.test(def) ? def.split(', ') : [];
+    names.forEach((name, i) => rows.set(name, literals.length === names.length ? literals[i]! : def));
+  }
+  return rows;
+}
+
+describe('docs/inputs.md gives the defaults of the input table', () => {
+  const docs = docsDefaults();
+
+  it('has a row for every input and none for an input that does not exist', () => {
+    expect([...docs.keys()].sort()).toEqual(table.map((i) => i.name).sort());
+  });
+
+  it.each(table.map((i) => [i.name, i] as const))('%s', (name, spec) => {
+    const cell = docs.get(name)!;
+    if (spec.default !== undefined) expect(cell).toBe(`\`${spec.default}\``);
+    expect(cell.startsWith('required'), `${name}: ${cell}`).toBe(spec.required ?? false);
+  });
+});
+
 describe('readConfig reads an unset input as its default', () => {
   const required: Record<string, string> = {
     'connection-string': 'postgresql://root@db.example.com:26257/defaultdb?sslmode=verify-full',
