@@ -26,7 +26,7 @@ import {
 } from './connection.js';
 import { parseDatabaseList, parseRole } from './identifiers.js';
 import { clip, InputError } from './input-error.js';
-import { microsToIso, parseClusterTime } from './job.js';
+import { microsToIso, parseClusterTime } from './time.js';
 import { pruningEnabled } from './prune.js';
 import type { SecretRegistry } from './secrets.js';
 

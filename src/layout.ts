@@ -32,3 +32,12 @@ export async function readLatestFullSubdir(store: ObjectStore, prefix: string): 
   const text = body?.toString('utf8').trim();
   return text ? normalizeFullSubdir(text) : undefined;
 }
+
+/** Go's `/2006/01/02-150405.00` of the end time: fraction truncated to 2 digits. */
+export function fullSubdirFor(literal: string): string {
+  const [date, time] = literal.split(' ');
+  const [y, mo, d] = date!.split('-');
+  const hms = time!.slice(0, 8).replace(/:/g, '');
+  const cs = time!.slice(9, 11);
+  return `/${y}/${mo}/${d}-${hms}.${cs}`;
+}

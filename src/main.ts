@@ -15,28 +15,23 @@ import {
   subdirFromDescription,
 } from './destination.js';
 import { readConfig, summaryWanted } from './inputs.js';
-import type { CaptureTime, JobRow, WaitOutcome } from './job.js';
-import {
-  CANCEL_DEADLINE_MS,
-  cancelResultText,
-  cancelWithFallback,
-  findRunningBackups,
-  jobStateAtTimeout,
-  readJobWithin,
-  resolveCaptureTime,
-  waitForJob,
-} from './job.js';
+import { CANCEL_DEADLINE_MS, cancelResultText, cancelWithFallback } from './cancel.js';
+import type { CaptureTime } from './submit.js';
+import type { JobRow, WaitOutcome } from './wait.js';
+import { jobStateAtTimeout, ProgressReporter, readJobWithin, waitForJob } from './wait.js';
 import type { RunReport } from './report.js';
 import type { ActionIO, Deps, Timings } from './runtime.js';
 import { applicationNameBase, realDeps, runUrl, timingsFromEnv } from './runtime.js';
 import {
   earlierThan,
+  findRunningBackups,
   lookUpSubmission,
+  resolveCaptureTime,
   SubmissionUncertain,
   submitBackup,
   SubmitDeadline,
 } from './submit.js';
-import { finalOutputs, ProgressReporter, ReportBuilder, writeOutputs } from './report.js';
+import { finalOutputs, ReportBuilder, writeOutputs } from './report.js';
 import { renderSummary } from './summary.js';
 import { SecretRegistry } from './secrets.js';
 import { STATE } from './state.js';

@@ -4,10 +4,11 @@
  */
 import type { Row } from './cluster.js';
 import { subdirFromDescription } from './destination.js';
-import type { CaptureTime, JobRow } from './job.js';
-import { captureTimeFromMicros, parseClusterTime } from './job.js';
+import type { CaptureTime } from './submit.js';
+import { captureTimeFromMicros } from './submit.js';
+import { formatDurationMs, parseClusterTime } from './time.js';
+import type { JobRow } from './wait.js';
 import type { Statement } from './sql.js';
-import { formatDurationMs } from './report.js';
 import type { BackupType, IfRunning } from './config.js';
 
 /**

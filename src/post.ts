@@ -6,18 +6,13 @@
 import { ApplicationNames } from './cluster.js';
 import { errorLine, errorMessage } from './errors.js';
 import { InputError, readConfig } from './inputs.js';
-import {
-  CANCEL_DEADLINE_MS,
-  cancelResultText,
-  cancelWithFallback,
-  toJobRow,
-  TERMINAL_STATUSES,
-} from './job.js';
+import { CANCEL_DEADLINE_MS, cancelResultText, cancelWithFallback } from './cancel.js';
+import { parseClusterTime } from './time.js';
+import { TERMINAL_STATUSES, toJobRow } from './wait.js';
 import { SecretRegistry } from './secrets.js';
 import { STATE } from './state.js';
 import { jobByIdStatement } from './sql.js';
 import { descriptionTargetsCollection } from './destination.js';
-import { parseClusterTime } from './job.js';
 import type { Deps } from './runtime.js';
 import { applicationNameBase, DEFAULT_TIMINGS, realDeps } from './runtime.js';
 import { lookUpSubmission } from './submit.js';

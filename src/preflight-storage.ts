@@ -7,7 +7,7 @@ import type { SqlSession } from './cluster.js';
 import { sqlState } from './cluster.js';
 import type { StorageSettings } from './destination.js';
 import { descriptionTargetsCollection, storageSettings } from './destination.js';
-import type { CaptureTime } from './job.js';
+import type { CaptureTime } from './submit.js';
 import { readLatestFullSubdir } from './layout.js';
 import type { Plan } from './plan.js';
 import type { Check } from './preflight-checks.js';

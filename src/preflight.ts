@@ -11,8 +11,8 @@ import { ApplicationNames, ClusterLink, parseClusterVersion, sqlState, versionAt
 import { errorLine, errorMessage } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import { buildBackupDestination, descriptionTargetsCollection } from './destination.js';
-import type { CaptureTime } from './job.js';
-import { findRunningBackups, resolveCaptureTime } from './job.js';
+import type { CaptureTime } from './submit.js';
+import { findRunningBackups, resolveCaptureTime } from './submit.js';
 import type { Plan } from './plan.js';
 import { PlanError, planBackup } from './plan.js';
 import type { Check, UserFacts } from './preflight-checks.js';

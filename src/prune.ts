@@ -5,7 +5,8 @@
  */
 import type { SqlSession } from './cluster.js';
 import { subdirFromDescription } from './destination.js';
-import { findRunningBackups, parseClusterTime } from './job.js';
+import { findRunningBackups } from './submit.js';
+import { parseClusterTime } from './time.js';
 import { normalizeFullSubdir } from './layout.js';
 
 /** Whether this run prunes at all: either retention rule is set. */

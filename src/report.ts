@@ -2,8 +2,8 @@
  * What the action tells the world: step outputs, the job summary, progress
  * lines. Every text goes through the secret scrubber on its way out.
  */
-import type { JobRow } from './job.js';
-import { jobDurationSeconds } from './job.js';
+import { jobDurationSeconds } from './time.js';
+import type { JobRow } from './wait.js';
 import { normalizeFullSubdir } from './layout.js';
 import type { ActionIO, Scrub } from './runtime.js';
 import { quoteIdent, restoreStatement } from './sql.js';
@@ -306,63 +306,4 @@ export function countByCode(codes: string[]): string {
     .sort((a, b) => b[1] - a[1])
     .map(([c, k]) => `${c} × ${k}`)
     .join(', ');
-}
-
-/**
- * Progress lines at a calm cadence: on a change of status or fraction, and
- * otherwise at most every `quietMs`. fraction_completed moves in steps of
- * ≥5 % at most every 15 s, so the ETA is a rough guide.
- */
-export class ProgressReporter {
-  private lastLineAt = Number.NEGATIVE_INFINITY;
-  private lastKey = '';
-  private first: { at: number; fraction: number } | undefined;
-  /**
-   * Elapsed time counts from the start of the wait, not from the first read: on 23.2+ the first
-   * read may come only when WHEN COMPLETE returns, at the very end.
-   */
-  private readonly startedAt: number;
-
-  constructor(
-    private readonly emit: (line: string) => void,
-    private readonly now: () => number,
-    private readonly quietMs = 30_000,
-  ) {
-    this.startedAt = now();
-  }
-
-  update(job: JobRow): void {
-    const at = this.now();
-    const fraction = job.fractionCompleted ?? 0;
-    if (this.first === undefined) this.first = { at, fraction };
-    const key = `${job.status}|${fraction.toFixed(3)}`;
-    if (key === this.lastKey && at - this.lastLineAt < this.quietMs) return;
-    this.lastKey = key;
-    this.lastLineAt = at;
-    this.emit(this.line(job, fraction, at));
-  }
-
-  private line(job: JobRow, fraction: number, at: number): string {
-    const pct = `${(fraction * 100).toFixed(1)}%`;
-    const elapsed = at - this.startedAt;
-    const observed = at - this.first!.at;
-    const gained = fraction - this.first!.fraction;
-    let rate = '';
-    let eta = '';
-    if (gained > 0 && observed > 0 && job.status === 'running') {
-      const perMin = (gained / observed) * 60_000 * 100;
-      rate = `, ${perMin.toFixed(1)}%/min`;
-      const remainingMs = ((1 - fraction) / gained) * observed;
-      eta = `, ETA ~${formatDurationMs(remainingMs)}`;
-    }
-    return `Job ${job.jobId}: ${job.status}, ${pct}${rate}${eta} (elapsed ${formatDurationMs(elapsed)})`;
-  }
-}
-
-export function formatDurationMs(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }

@@ -8,8 +8,12 @@
 import type { ApplicationNames, ClusterLink, SqlSession } from './cluster.js';
 import { parseClusterVersion, versionAtLeast } from './cluster.js';
 import { AbortedError, errorLine, errorMessage } from './errors.js';
-import type { CancelResult, CaptureTime, WaitContext, WaitOutcome } from './job.js';
-import { cancelWithFallback, parseClusterTime, waitForJob } from './job.js';
+import type { CancelResult } from './cancel.js';
+import { cancelWithFallback } from './cancel.js';
+import type { CaptureTime } from './submit.js';
+import { parseClusterTime } from './time.js';
+import type { WaitContext, WaitOutcome } from './wait.js';
+import { waitForJob } from './wait.js';
 import type { Deps, Timings } from './runtime.js';
 import type { ScratchEntry } from './restore-cleanup.js';
 import { dropIfPresent, RESTORE_STATE } from './restore-cleanup.js';

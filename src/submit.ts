@@ -1,19 +1,74 @@
 /**
- * Submitting the BACKUP without ever creating two jobs: each attempt's
- * application_name is announced before the statement is sent (so an abort or
- * the post step can look for a job whose id never arrived), the answer has
- * its own deadline, and a lost or late answer is followed by the lost-answer
- * procedure (DESIGN.md "A lost answer").
+ * Submitting the BACKUP without ever creating two jobs. Its capture time is
+ * resolved to an absolute timestamp first; each attempt's application_name is
+ * announced before the statement is sent (so an abort or the post step can
+ * look for a job whose id never arrived), the answer has its own deadline,
+ * and a lost or late answer is followed by the lost-answer procedure: find
+ * the job by its capture time once the submitting session is gone, and only
+ * then submit again. Also: the unfinished backups into the same collection,
+ * which `if-running` decides on.
  */
 import type { ClusterLink, Connector, LinkLogger, SqlSession } from './cluster.js';
 import { isConnectionError } from './cluster.js';
 import { AbortedError, errorMessage } from './errors.js';
 import type { Clock } from './runtime.js';
-import type { CaptureTime, JobRow } from './job.js';
-import { toJobRow } from './job.js';
+import { fullSubdirFor } from './layout.js';
+import type { JobRow } from './wait.js';
+import { toJobRow } from './wait.js';
 import type { Statement } from './sql.js';
-import { backupsByAostStatement, formatTimestampMicros, sessionsByApplicationStatement } from './sql.js';
-import type { ConnectionConfig } from './config.js';
+import {
+  backupsByAostStatement,
+  formatTimestampMicros,
+  sessionsByApplicationStatement,
+  unfinishedBackupsStatement,
+} from './sql.js';
+import type { AsOfSystemTime, ConnectionConfig } from './config.js';
+import { microsToIso, parseClusterTime } from './time.js';
+
+export interface CaptureTime {
+  /** `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, the literal sent as AS OF SYSTEM TIME. */
+  literal: string;
+  /** The `end-time` output. */
+  iso: string;
+  micros: bigint;
+  /** The dated subdirectory a full backup at this time lands in: `/YYYY/MM/DD-HHMMSS.ss`. */
+  fullSubdir: string;
+}
+
+/**
+ * An interval is resolved against the cluster's clock and sent as an absolute
+ * timestamp: CockroachDB reads '-1m30s' as −30 s, and an absolute time makes
+ * the statement unique to this run (the key to finding a lost submission).
+ */
+export async function resolveCaptureTime(session: SqlSession, aost: AsOfSystemTime): Promise<CaptureTime> {
+  let micros: bigint;
+  if (aost.kind === 'interval') {
+    const rows = await session.query({ text: 'SELECT now() AS now', params: [] });
+    const now = parseClusterTime(String(rows[0]?.now ?? ''));
+    if (!now)
+      throw new Error(`could not read the cluster clock (SELECT now() returned ${JSON.stringify(rows[0])})`);
+    micros = now.micros - aost.micros;
+  } else {
+    const parsed = parseClusterTime(aost.iso);
+    if (!parsed) throw new Error(`internal: as-of-system-time ${aost.iso} did not parse`);
+    micros = parsed.micros;
+  }
+  return captureTimeFromMicros(micros);
+}
+
+export function captureTimeFromMicros(micros: bigint): CaptureTime {
+  const literal = formatTimestampMicros(micros);
+  return { literal, iso: microsToIso(micros), micros, fullSubdir: fullSubdirFor(literal) };
+}
+
+/** Unfinished BACKUP jobs into this exact collection (for `if-running`). */
+export async function findRunningBackups(
+  session: SqlSession,
+  matchesCollection: (description: string) => boolean,
+): Promise<JobRow[]> {
+  const rows = await session.query(unfinishedBackupsStatement());
+  return rows.map(toJobRow).filter((j) => matchesCollection(j.description));
+}
 
 /** The longest the answer to BACKUP … WITH detached is awaited before the lost-answer procedure takes over. */
 export const ANSWER_TIMEOUT_MS = 60_000;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../src/cluster.js';
-import type { JobRow } from '../../src/job.js';
+import type { JobRow } from '../../src/wait.js';
 import type { PlanContext } from '../../src/plan.js';
 import {
   appendTarget,

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { finalOutputs, neutraliseCommands, ProgressReporter, writeOutputs } from '../../src/report.js';
+import { finalOutputs, neutraliseCommands, writeOutputs } from '../../src/report.js';
 import type { PruneSummary, RunReport } from '../../src/report.js';
 import type { ActionIO } from '../../src/runtime.js';
 import { quoteIdent, restoreStatement } from '../../src/sql.js';
 import { fenced, formatBytes, MAX_FAILURE_LINES, renderSummary } from '../../src/summary.js';
+import { ProgressReporter } from '../../src/wait.js';
 
 const success: RunReport = {
   outcome: 'succeeded',

@@ -8,7 +8,7 @@ import type { ClusterLink, Row } from '../../src/cluster.js';
 import { AbortedError } from '../../src/errors.js';
 import type { StorageSettings } from '../../src/destination.js';
 import { readConfig } from '../../src/inputs.js';
-import { captureTimeFromMicros } from '../../src/job.js';
+import { captureTimeFromMicros } from '../../src/submit.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import type { Statement } from '../../src/sql.js';
 import type { ListEntry, ObjectStore } from '../../src/storage.js';
