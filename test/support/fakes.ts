@@ -1,4 +1,4 @@
-/** In-process fakes for unit tests: a virtual clock, a scripted SQL session and a recording runner. */
+/** In-process fakes for unit tests: a virtual clock, scripted SQL sessions and connectors, a recording runner. */
 import type { ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
 import type { ActionIO, Clock } from '../../src/runtime.js';
 import type { Statement } from '../../src/sql.js';
@@ -76,4 +76,35 @@ export class RecordingIO implements ActionIO {
   startGroup = (n: string) => void this.events.push(`group:${n}`);
   endGroup = () => undefined;
   writeSummary = async (md: string) => void (this.summary += md);
+}
+
+/** A connector whose sessions answer through `answer`; records connects, statements and their timeouts. */
+export function scriptedConnector(
+  answer: (stmt: Statement, req: ConnectRequest) => Promise<Row[]>,
+  connect: (req: ConnectRequest, n: number) => Promise<void> = async () => undefined,
+) {
+  const requests: ConnectRequest[] = [];
+  const statements: { text: string; user: string; clientTimeoutMs?: number }[] = [];
+  let closed = 0;
+  const connector: Connector = async (req) => {
+    requests.push(req);
+    await connect(req, requests.length);
+    const session: SqlSession = {
+      applicationName: req.applicationName,
+      broken: false,
+      query: (stmt, opts) => {
+        statements.push({
+          text: stmt.text,
+          user: req.connection.user,
+          clientTimeoutMs: opts?.clientTimeoutMs,
+        });
+        return answer(stmt, req);
+      },
+      close: async () => {
+        closed++;
+      },
+    };
+    return session;
+  };
+  return { connector, requests, statements, closed: () => closed };
 }

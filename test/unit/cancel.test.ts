@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CANCEL_DEADLINE_MS, cancelResultText, cancelWithFallback } from '../../src/cancel.js';
-import type { ConnectRequest, Connector, Row, SqlSession } from '../../src/cluster.js';
+import type { Connector } from '../../src/cluster.js';
 import type { ConnectionConfig } from '../../src/config.js';
-import type { Statement } from '../../src/sql.js';
-import { sqlError } from '../support/fakes.js';
+import { scriptedConnector, sqlError } from '../support/fakes.js';
 
 describe('cancelWithFallback', () => {
   const conn = (user: string, input = 'connection-string'): ConnectionConfig => ({
@@ -18,36 +17,6 @@ describe('cancelWithFallback', () => {
   const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
   const refusedError = (): Error => new Error('connect ECONNREFUSED 127.0.0.1:26257');
 
-  /** A connector whose sessions answer through `answer`; records connects, statements and their timeouts. */
-  function scripted(
-    answer: (stmt: Statement, req: ConnectRequest) => Promise<Row[]>,
-    connect: (req: ConnectRequest, n: number) => Promise<void> = async () => undefined,
-  ) {
-    const requests: ConnectRequest[] = [];
-    const statements: { text: string; user: string; clientTimeoutMs?: number }[] = [];
-    let closed = 0;
-    const connector: Connector = async (req) => {
-      requests.push(req);
-      await connect(req, requests.length);
-      const session: SqlSession = {
-        applicationName: req.applicationName,
-        broken: false,
-        query: (stmt, opts) => {
-          statements.push({
-            text: stmt.text,
-            user: req.connection.user,
-            clientTimeoutMs: opts?.clientTimeoutMs,
-          });
-          return answer(stmt, req);
-        },
-        close: async () => {
-          closed++;
-        },
-      };
-      return session;
-    };
-    return { connector, requests, statements, closed: () => closed };
-  }
   const request = (connector: Connector, connections: ConnectionConfig[], totalTimeoutMs?: number) => {
     const logs: string[] = [];
     let n = 0;
@@ -69,7 +38,7 @@ describe('cancelWithFallback', () => {
 
   it('a pause-requested job is cancelled once it is paused, on the same connection', async () => {
     let cancels = 0;
-    const { connector, requests } = scripted(async (stmt) => {
+    const { connector, requests } = scriptedConnector(async (stmt) => {
       if (stmt.text.startsWith('CANCEL') && ++cancels < 3)
         throw sqlError('XXUUU', 'job with status pause-requested cannot be requested to be canceled');
       return [];
@@ -81,7 +50,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('a job still pause-requested at the deadline is reported as pausing, before the deadline', async () => {
-    const { connector } = scripted(async (stmt) => {
+    const { connector } = scriptedConnector(async (stmt) => {
       if (stmt.text.startsWith('CANCEL'))
         throw sqlError('XXUUU', 'job with state pause-requested cannot be requested to be canceled');
       return [];
@@ -95,7 +64,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('a reverting job is being rolled back: not reported as already ended', async () => {
-    const { connector } = scripted(async (stmt) => {
+    const { connector } = scriptedConnector(async (stmt) => {
       if (stmt.text.startsWith('CANCEL'))
         throw sqlError('XXUUU', 'job with status reverting cannot be requested to be canceled');
       return [];
@@ -112,7 +81,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('sends SET statement_timeout and CANCEL JOB, each bounded by what is left of the deadline', async () => {
-    const c = scripted(async () => []);
+    const c = scriptedConnector(async () => []);
     const { r } = request(c.connector, [conn('ops')], 1000);
     expect(await cancelWithFallback(r)).toEqual({ kind: 'requested' });
     expect(c.statements.map((s) => s.text)).toEqual([
@@ -125,7 +94,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('ends within the deadline when CANCEL JOB hangs, and says the job may still be running', async () => {
-    const c = scripted(async (stmt) => (stmt.text.startsWith('CANCEL') ? never() : []));
+    const c = scriptedConnector(async (stmt) => (stmt.text.startsWith('CANCEL') ? never() : []));
     const { r } = request(c.connector, [conn('ops')], 300);
     const started = Date.now();
     const result = await cancelWithFallback(r);
@@ -141,7 +110,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('bounds both connections together: a refusal, then a grant connection that never connects', async () => {
-    const c = scripted(
+    const c = scriptedConnector(
       async (stmt) => {
         if (stmt.text.startsWith('CANCEL'))
           throw sqlError('42501', 'user ops does not have CONTROLJOB privilege');
@@ -160,7 +129,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('retries a refused connection until the cluster answers, inside the deadline', async () => {
-    const c = scripted(
+    const c = scriptedConnector(
       async () => [],
       async (_req, n) => {
         if (n <= 2) throw refusedError();
@@ -172,7 +141,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('gives up on refused connections at the deadline, naming the last error', async () => {
-    const c = scripted(
+    const c = scriptedConnector(
       async () => [],
       async () => {
         throw refusedError();
@@ -190,7 +159,7 @@ describe('cancelWithFallback', () => {
   });
 
   it('does not retry an answer from the server', async () => {
-    const c = scripted(async (stmt) => {
+    const c = scriptedConnector(async (stmt) => {
       if (stmt.text.startsWith('CANCEL'))
         throw sqlError('XXUUU', 'job with status succeeded cannot be requested to be canceled');
       return [];
