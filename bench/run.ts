@@ -14,7 +14,9 @@ import { startTestCluster } from '../test/support/cluster/index.js';
 import type { S3TestServer } from '../test/support/s3/server.js';
 import { startS3Server, TEST_S3_CREDENTIAL } from '../test/support/s3/server.js';
 import { seedCollection } from '../test/support/seed.js';
-import { listChains, openObjectStore, planPrune, verifyLayerObjects } from '../src/storage.js';
+import { planPrune } from '../src/prune.js';
+import { listChains, openObjectStore } from '../src/storage.js';
+import { verifyLayerObjects } from '../src/verify.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const QUICK = process.env.BENCH_QUICK === '1';

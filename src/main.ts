@@ -58,8 +58,8 @@ import {
 import { runDryRun } from './preflight.js';
 import type { ObjectStore } from './storage.js';
 import { normalizeFullSubdir } from './layout.js';
-import { pruningEnabled, readPruneFacts } from './prune.js';
-import { PruneFailure, pruneAfterBackup, verifyBackup } from './verify.js';
+import { PruneFailure, pruneAfterBackup, pruningEnabled, readPruneFacts } from './prune.js';
+import { verifyBackup } from './verify.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 import { runRestoreCheckFor } from './restore-check.js';
 import type { ClusterVersion, Config } from './config.js';

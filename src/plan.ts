@@ -9,6 +9,7 @@ import { captureTimeFromMicros } from './submit.js';
 import { formatDurationMs, parseClusterTime } from './time.js';
 import type { JobRow } from './wait.js';
 import type { Statement } from './sql.js';
+import { endMillisOfFolder } from './layout.js';
 import type { BackupType, IfRunning } from './config.js';
 
 /**
@@ -124,14 +125,6 @@ async function clusterNow(ctx: PlanContext): Promise<number> {
   if (!Number.isFinite(ms))
     throw new Error(`could not read the cluster clock (SELECT now() gave ${String(value)})`);
   return ms;
-}
-
-/** `/2026/11/24-114045.12` → its end time in ms (UTC), or undefined for another name. */
-export function endMillisOfFolder(folder: string): number | undefined {
-  const m = /^\/?(\d{4})\/(\d{2})\/(\d{2})-(\d{2})(\d{2})(\d{2})\.(\d{2})$/.exec(folder);
-  if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, cs] = m.map(Number) as number[];
-  return Date.UTC(y!, mo! - 1, d!, h!, mi!, s!, cs! * 10);
 }
 
 /** The targets of a full backup, from `SHOW BACKUP`'s rows of its full layer. */

@@ -12,10 +12,10 @@ import { readLatestFullSubdir } from './layout.js';
 import type { Plan } from './plan.js';
 import type { Check } from './preflight-checks.js';
 import { missingIamAction, storageCheckForm } from './preflight-checks.js';
-import { pruningEnabled, readPruneFacts } from './prune.js';
+import { planPrune, pruningEnabled, readPruneFacts } from './prune.js';
 import type { Statement } from './sql.js';
 import type { Chain, ObjectStore } from './storage.js';
-import { listChains, planPrune, storageErrorText } from './storage.js';
+import { listChains, storageErrorText } from './storage.js';
 import type { ClusterVersion, Config } from './config.js';
 
 type Describe = (err: unknown) => string;

@@ -6,6 +6,7 @@ import { jobDurationSeconds } from './time.js';
 import type { JobRow } from './wait.js';
 import { normalizeFullSubdir } from './layout.js';
 import type { ActionIO, Scrub } from './runtime.js';
+import type { PruneSummary } from './prune.js';
 import { quoteIdent, restoreStatement } from './sql.js';
 
 /**
@@ -98,29 +99,6 @@ export function writeOutputs(io: ActionIO, outputs: Outputs, scrub: Scrub): void
   for (const [name, value] of Object.entries(outputs)) {
     if (value !== undefined) io.setOutput(name, scrub(value));
   }
-}
-
-export interface PruneSummary {
-  dryRun: boolean;
-  kept: { path: string; sizeBytes?: number; objects?: number; reason?: string }[];
-  deleted: {
-    path: string;
-    sizeBytes?: number;
-    objects?: number;
-    /** Objects actually deleted. */
-    deletedObjects?: number;
-    /** `deleted`, `would delete`, `partially deleted (n of m objects)`, … (default: deleted / would delete). */
-    outcome?: string;
-  }[];
-  /** One line per object that could not be deleted: `<key>: <code> <message>`. */
-  failures: string[];
-  /** The same failures with their error codes, for the counts by code. */
-  failedObjects?: { key: string; code: string }[];
-  /** One line that says what failed, for the step's error (set when failures is not empty). */
-  failureMessage?: string;
-  /** Pruning stopped on an error that is not about one object. */
-  error?: string;
-  note?: string;
 }
 
 export interface RunReport {

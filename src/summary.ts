@@ -2,7 +2,8 @@
  * The job summary in Markdown: the run's report as a table, its error, how to restore or follow
  * the job, and what pruning did. Text from outside is scrubbed, then escaped.
  */
-import type { PruneSummary, RunReport } from './report.js';
+import type { PruneSummary } from './prune.js';
+import type { RunReport } from './report.js';
 import type { Scrub } from './runtime.js';
 import { backupExists, countByCode, statusOf } from './report.js';
 

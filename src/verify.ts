@@ -1,6 +1,7 @@
 /**
- * Prove the backup after the job succeeded (DESIGN.md `verify`), and prune
- * old chains only after that proof.
+ * Prove the backup after the job succeeded: the SQL checks, the bucket read
+ * of the layer's own files, then the restore check (restore-check.ts) when
+ * asked. Pruning (prune.ts) runs only after this proof.
  */
 import type { ClusterLink } from './cluster.js';
 import { AbortedError, errorLine, errorMessage } from './errors.js';
@@ -8,22 +9,13 @@ import type { StorageSettings } from './destination.js';
 import { storageSettings } from './destination.js';
 import type { CaptureTime } from './submit.js';
 import { parseClusterTime } from './time.js';
-import type { PruneSummary } from './report.js';
-import { countByCode } from './report.js';
 import type { Statement } from './sql.js';
 import { showBackupsStatement } from './sql.js';
-import { readLatestFullSubdir } from './layout.js';
+import type { LayerRef } from './layout.js';
+import { folderKey, incrementalFolderFor, layerPrefix } from './layout.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
-import type { Chain, ChainOutcome, ObjectStore, PruneResult } from './storage.js';
-import {
-  executePrune,
-  isMissingCredentials,
-  listChains,
-  measureChains,
-  planPrune,
-  storageErrorText,
-  verifyLayerObjects,
-} from './storage.js';
+import type { ObjectStore } from './storage.js';
+import { isMissingCredentials, storageErrorText } from './storage.js';
 import type { Config } from './config.js';
 
 export interface VerifyInput {
@@ -106,8 +98,8 @@ const query = (v: VerifyInput, stmt: Statement) =>
 async function verifyWithSql(v: VerifyInput, checks: string[]): Promise<void> {
   if (v.kind === 'full') {
     const rows = await query(v, showBackupsStatement(v.uri));
-    const paths = rows.map((r) => normaliseSubdir(String(r.path)));
-    if (!paths.includes(normaliseSubdir(v.fullSubdir))) {
+    const paths = rows.map((r) => folderKey(String(r.path)));
+    if (!paths.includes(folderKey(v.fullSubdir))) {
       throw new VerifyProblem(
         `SHOW BACKUPS IN the collection does not list ${v.fullSubdir} (it lists ${paths.length} backup(s)).`,
       );
@@ -179,7 +171,7 @@ async function readLayerFromBucket(
         `no incremental folder for ${v.capture?.iso ?? 'this backup'} under incrementals${v.fullSubdir}/ in the bucket.`,
       );
     }
-    out.incrementalPath = `/incrementals${normaliseSubdir(v.fullSubdir)}/${incrementalSubdir}`;
+    out.incrementalPath = `/incrementals${folderKey(v.fullSubdir)}/${incrementalSubdir}`;
   }
   const result = await verifyLayerObjects(store, settings.prefix, {
     fullSubdir: v.fullSubdir,
@@ -200,10 +192,8 @@ async function findIncrementalFolder(
   capture: CaptureTime | undefined,
 ): Promise<string | undefined> {
   if (!capture) return undefined;
-  const [date, time] = capture.literal.split(' ');
-  const day = date!.replace(/-/g, '');
-  const name = `${time!.slice(0, 8).replace(/:/g, '')}.${time!.slice(9, 11)}`;
-  const dayPrefix = `${prefix}incrementals${normaliseSubdir(fullSubdir)}/${day}/`;
+  const { day, time: name } = incrementalFolderFor(capture.literal);
+  const dayPrefix = `${prefix}incrementals${folderKey(fullSubdir)}/${day}/`;
   for await (const entry of store.list(dayPrefix, { delimiter: '/' })) {
     const folder = entry.commonPrefix?.slice(dayPrefix.length).replace(/\/$/, '');
     if (folder !== undefined && (folder === name || folder.startsWith(`${name}-`))) return `${day}/${folder}`;
@@ -211,175 +201,47 @@ async function findIncrementalFolder(
   return undefined;
 }
 
-function normaliseSubdir(s: string): string {
-  return `/${s.replace(/^\/+|\/+$/g, '')}`;
+export interface VerifyResult {
+  ok: boolean;
+  manifestKey: string;
+  sizeBytes: number;
+  objectCount: number;
+  problem?: string;
 }
 
-export interface PruneInput {
-  config: Config;
-  openStore: (settings: StorageSettings) => Promise<ObjectStore>;
-  protectFullSubdir: string;
-  /** The cluster's clock: folder names are end times in cluster time. */
-  now: Date;
-  /** Full backups that running backup jobs write into (`LATEST` for one that names no folder), with job ids. */
-  busy?: ReadonlyMap<string, string>;
-  log: (message: string) => void;
-  verified: boolean;
-}
-
-/**
- * Pruning stopped on an error that is not about one object (a listing
- * failed, the store could not be opened, no credentials). The backup itself
- * succeeded and was verified; the message says so and what pruning was
- * doing. `summary` is what the summary shows of the pruning so far.
- */
-export class PruneFailure extends Error {
-  constructor(
-    message: string,
-    readonly summary?: PruneSummary,
-  ) {
-    super(message);
-    this.name = 'PruneFailure';
+/** Reads the layer's own BACKUP_MANIFEST and sums the size and count of the layer's objects. */
+export async function verifyLayerObjects(
+  store: ObjectStore,
+  prefix: string,
+  layer: LayerRef,
+): Promise<VerifyResult> {
+  const folder = layerPrefix(prefix, layer);
+  const manifestKey = `${folder}BACKUP_MANIFEST`;
+  const manifest = await store.get(manifestKey);
+  let sizeBytes = 0;
+  let objectCount = 0;
+  for await (const e of store.list(folder)) {
+    if (e.key === undefined) continue;
+    sizeBytes += e.size ?? 0;
+    objectCount += 1;
   }
-}
-
-const PRUNE_FAILED = 'The backup succeeded and was verified, but pruning failed';
-
-const VERSIONED_NOTE =
-  'On a versioned bucket, deleting only adds delete markers: the old versions stay until a lifecycle rule expires them.';
-
-/**
- * Prune after a verified backup only; returns what the summary shows, or
- * undefined when nothing ran. Objects that could not be deleted are in
- * `failures` (and `failureMessage` says it in one line); any other error
- * throws a PruneFailure.
- */
-export async function pruneAfterBackup(p: PruneInput): Promise<PruneSummary | undefined> {
-  const settings = storageSettings(p.config);
-  if (!settings) return undefined;
-  if (!p.verified) {
-    p.log("Pruning skipped: this run's backup was not verified.");
-    return undefined;
+  if (manifest === undefined) {
+    return {
+      ok: false,
+      manifestKey,
+      sizeBytes,
+      objectCount,
+      problem: `BACKUP_MANIFEST is missing: no object ${manifestKey} (the folder holds ${objectCount} objects).`,
+    };
   }
-  const where = `s3://${settings.bucket}/${settings.prefix}`;
-  const fail = (during: string, err: unknown, summary?: PruneSummary): PruneFailure => {
-    const cause =
-      p.config.s3Auth === 'implicit' && settings.credentials === undefined && isMissingCredentials(err)
-        ? `pruning needs AWS credentials on the runner with s3-auth: implicit (the cluster's own IAM role does not reach the runner): configure them with aws-actions/configure-aws-credentials before this step (${storageErrorText(err)})`
-        : storageErrorText(err);
-    const done = summary?.deleted.filter((c) => c.outcome === 'deleted').length ?? 0;
-    const touched = summary?.deleted.some((c) => (c.deletedObjects ?? 0) > 0) ?? false;
-    const after = !touched
-      ? ' Nothing was deleted.'
-      : ` ${done} chain(s) were deleted before that; the other chains keep their BACKUP_MANIFEST and pruning retries them next run.`;
-    return new PruneFailure(
-      `${PRUNE_FAILED} while ${during}: ${cause.replace(/[.\s]+$/, '')}.${after}`,
-      summary,
-    );
-  };
-  let store: ObjectStore;
-  try {
-    store = await p.openStore(settings);
-  } catch (err) {
-    throw fail(`opening the bucket ${settings.bucket}`, err);
+  if (manifest.length === 0) {
+    return {
+      ok: false,
+      manifestKey,
+      sizeBytes,
+      objectCount,
+      problem: `BACKUP_MANIFEST at ${manifestKey} is empty.`,
+    };
   }
-  let chains: Chain[];
-  let latest: string | undefined;
-  try {
-    chains = await listChains(store, settings.prefix);
-    latest = await readLatestFullSubdir(store, settings.prefix);
-  } catch (err) {
-    throw fail(`listing the backups in ${where}`, err);
-  }
-  const busy = new Map(p.busy ?? []);
-  const intoLatest = busy.get('LATEST');
-  busy.delete('LATEST');
-  if (intoLatest !== undefined && latest !== undefined) busy.set(latest, intoLatest);
-  const plan = planPrune(chains, {
-    keepLast: p.config.pruneKeepLast,
-    olderThanMs: p.config.pruneOlderThanMs,
-    now: p.now,
-    protectFullSubdir: p.protectFullSubdir,
-    ...(latest !== undefined ? { latestFullSubdir: latest } : {}),
-    busy,
-  });
-  for (const c of plan.keep) {
-    const reason = plan.reasons.get(c.fullSubdir) ?? '';
-    if (reason.startsWith('a running backup job'))
-      p.log(`Not pruning chain ${c.fullSubdir} this time: ${reason}.`);
-  }
-  for (const c of plan.remove)
-    p.log(
-      `${p.config.pruneDryRun ? 'Would delete' : 'Deleting'} chain ${c.fullSubdir}: ${plan.reasons.get(c.fullSubdir) ?? ''}`,
-    );
-  const result = await executePrune(store, settings.prefix, plan, { dryRun: p.config.pruneDryRun });
-  if (!result.interrupted) {
-    try {
-      await measureChains(store, settings.prefix, plan.keep);
-    } catch (err) {
-      p.log(`Sizes of the kept chains are unknown: listing them failed (${storageErrorText(err)}).`);
-    }
-  }
-  const summary = pruneSummary(result, plan.reasons);
-  p.log(`S3 requests for verification and pruning: ${formatCounts(store.requestCounts())}.`);
-  if (result.interrupted) {
-    const failure = fail(result.interrupted.during, result.interrupted.error, summary);
-    summary.error = failure.message;
-    throw failure;
-  }
-  if (summary.failures.length > 0) summary.failureMessage = deleteFailureMessage(summary);
-  return summary;
-}
-
-function pruneSummary(result: PruneResult, reasons: Map<string, string>): PruneSummary {
-  return {
-    dryRun: result.dryRun,
-    kept: result.plan.keep.map((c) => ({
-      path: c.fullSubdir,
-      sizeBytes: c.sizeBytes,
-      objects: c.objectCount,
-      reason: reasons.get(c.fullSubdir),
-    })),
-    deleted: result.chains.map((o) => ({
-      path: o.fullSubdir,
-      sizeBytes: o.state === 'not-deleted' && o.objects === 0 ? undefined : o.sizeBytes,
-      objects: o.state === 'not-deleted' && o.objects === 0 ? undefined : o.objects,
-      deletedObjects: o.deleted,
-      outcome: chainOutcomeText(o, result),
-    })),
-    failures: result.failed.map((f) => `${f.key}: ${f.code} ${f.message}`.trim()),
-    failedObjects: result.failed.map((f) => ({ key: f.key, code: f.code })),
-    note: VERSIONED_NOTE,
-  };
-}
-
-function chainOutcomeText(o: ChainOutcome, result: PruneResult): string {
-  switch (o.state) {
-    case 'dry-run':
-      return 'would delete';
-    case 'deleted':
-      return 'deleted';
-    case 'partial':
-      return `partially deleted (${o.deleted} of ${o.objects} objects)`;
-    case 'not-deleted':
-      return result.interrupted && o.objects === 0
-        ? 'not deleted (pruning stopped)'
-        : `not deleted (0 of ${o.objects} objects)`;
-  }
-}
-
-/** The one line that fails the step when objects could not be deleted. */
-function deleteFailureMessage(s: PruneSummary): string {
-  const chains = s.deleted.filter((c) => c.outcome !== 'deleted').map((c) => `${c.path} ${c.outcome}`);
-  const codes = countByCode((s.failedObjects ?? []).map((f) => f.code));
-  return (
-    `${PRUNE_FAILED}: ${s.failures.length} object(s) could not be deleted (${codes}); ` +
-    `chain(s) ${chains.join(', ')}. Their BACKUP_MANIFEST is kept, so they are still recognised as complete backups and pruning retries them next run. ` +
-    `First: ${s.failures[0] ?? ''}`
-  );
-}
-
-function formatCounts(counts: Record<string, number>): string {
-  const parts = Object.entries(counts).map(([op, n]) => `${op} ${n}`);
-  return parts.length > 0 ? parts.join(', ') : 'none';
+  return { ok: true, manifestKey, sizeBytes, objectCount };
 }

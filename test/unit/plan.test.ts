@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { Row } from '../../src/cluster.js';
 import type { JobRow } from '../../src/wait.js';
 import type { PlanContext } from '../../src/plan.js';
+import { endMillisOfFolder } from '../../src/layout.js';
 import {
   appendTarget,
   captureFromDescription,
   decideIfRunning,
   decideYield,
-  endMillisOfFolder,
   newest,
   PlanError,
   planBackup,

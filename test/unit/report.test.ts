@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { finalOutputs, neutraliseCommands, writeOutputs } from '../../src/report.js';
-import type { PruneSummary, RunReport } from '../../src/report.js';
+import type { PruneSummary } from '../../src/prune.js';
+import type { RunReport } from '../../src/report.js';
 import type { ActionIO } from '../../src/runtime.js';
 import { quoteIdent, restoreStatement } from '../../src/sql.js';
 import { fenced, formatBytes, MAX_FAILURE_LINES, renderSummary } from '../../src/summary.js';

@@ -15,10 +15,9 @@ import type { ListEntry, ObjectStore } from '../../src/storage.js';
 import { openObjectStore } from '../../src/storage.js';
 import type { Config } from '../../src/config.js';
 import type { VerifyInput } from '../../src/verify.js';
-import { PruneFailure, pruneAfterBackup, verifyBackup } from '../../src/verify.js';
+import { verifyBackup, verifyLayerObjects } from '../../src/verify.js';
 import type { S3TestServer } from '../support/s3/server.js';
 import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
-import { seedCollection } from '../support/seed.js';
 import { sqlError } from '../support/fakes.js';
 
 const FULL = '/2026/11/24-114035.12';
@@ -243,38 +242,6 @@ describe('verifyBackup', () => {
   });
 });
 
-describe('pruneAfterBackup', () => {
-  const prune = (over: Partial<Parameters<typeof pruneAfterBackup>[0]> = {}) =>
-    pruneAfterBackup({
-      config: config({ 'prune-keep-last': '1' }),
-      openStore: async () => fakeStore({ list: () => [] }),
-      protectFullSubdir: FULL,
-      now: new Date('2026-11-24T12:00:00Z'),
-      log: () => undefined,
-      verified: true,
-      ...over,
-    });
-
-  it('fails clearly when s3-auth is implicit and the runner has no credentials', async () => {
-    const err = await prune({
-      config: config({ ...implicit, 'prune-keep-last': '1' }),
-      openStore: async () => fakeStore({ list: noCredentials }),
-    }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PruneFailure);
-    expect((err as Error).message).toMatch(
-      /^The backup succeeded and was verified, but pruning failed while listing the backups in s3:\/\/bucket\/path\/: pruning needs AWS credentials on the runner with s3-auth: implicit/,
-    );
-    expect((err as Error).message).toMatch(/aws-actions\/configure-aws-credentials/);
-    expect((err as Error).message).toMatch(/Nothing was deleted\.$/);
-  });
-
-  it('says the backup succeeded when the store cannot be opened', async () => {
-    await expect(prune({ openStore: () => Promise.reject(new Error('no SDK')) })).rejects.toThrow(
-      'The backup succeeded and was verified, but pruning failed while opening the bucket bucket: no SDK. Nothing was deleted.',
-    );
-  });
-});
-
 describe('against the S3 test server', () => {
   let s3: S3TestServer;
   beforeAll(async () => {
@@ -318,70 +285,18 @@ describe('against the S3 test server', () => {
     expect(r.checks).toContain('bucket not read: s3-auth is implicit and the runner has no AWS credentials');
   });
 
-  it('reports a persistent 500 on listing as a pruning failure after a verified backup', async () => {
-    seedCollection(s3, 'bucket', 'path', {
-      chains: 3,
-      objectsPerChain: 5,
-      startDate: new Date('2024-01-01'),
+  it('verifies a layer by its own manifest and says what is missing', async () => {
+    s3.putObject('bucket', 'v/2026/01/01-000000.00/data/1.sst', 'abc');
+    s3.putObject('bucket', 'v/2026/01/01-000000.00/BACKUP_MANIFEST', 'm');
+    const ok = await verifyLayerObjects(await openObjectStore(settings()), 'v/', {
+      fullSubdir: '/2026/01/01-000000.00',
     });
-    s3.inject({ op: 'ListObjectsV2', status: 500 });
-    const err = await pruneAfterBackup({
-      config: withServer({ 'prune-keep-last': '1' }),
-      openStore: () => openObjectStore(settings()),
-      protectFullSubdir: FULL,
-      now: new Date(),
-      log: () => undefined,
-      verified: true,
-    }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PruneFailure);
-    expect((err as Error).message).toBe(
-      'The backup succeeded and was verified, but pruning failed while listing the backups in s3://bucket/path/: InternalError (HTTP 500): injected fault for ListObjectsV2. Nothing was deleted.',
-    );
-  });
-
-  it('sizes kept chains, reports partial deletion per chain, and logs its request counts', async () => {
-    const subdirs = seedCollection(s3, 'bucket', 'sizes', {
-      chains: 4,
-      objectsPerChain: 12,
-      startDate: new Date('2024-02-01'),
+    expect(ok).toMatchObject({ ok: true, objectCount: 2, sizeBytes: 4 });
+    s3.deleteObject('bucket', 'v/2026/01/01-000000.00/BACKUP_MANIFEST');
+    const bad = await verifyLayerObjects(await openObjectStore(settings()), 'v/', {
+      fullSubdir: '/2026/01/01-000000.00',
     });
-    s3.inject({
-      op: 'DeleteObjects',
-      keyPrefix: `sizes${subdirs[0]}/data/`,
-      status: 403,
-      code: 'AccessDenied',
-    });
-    const logs: string[] = [];
-    const summary = await pruneAfterBackup({
-      config: withServer({ collection: 's3://bucket/sizes', 'prune-keep-last': '2' }),
-      openStore: () => openObjectStore(settings({ prefix: 'sizes/' })),
-      protectFullSubdir: subdirs[3]!,
-      now: new Date(),
-      log: (m) => logs.push(m),
-      verified: true,
-    });
-    expect(summary!.kept.map((c) => [c.path, c.objects, c.sizeBytes])).toEqual([
-      [subdirs[2], 12, 9 * 16 + 9],
-      [subdirs[3], 12, 9 * 16 + 9],
-    ]);
-    expect(summary!.deleted.map((c) => [c.path, c.outcome])).toEqual([
-      [subdirs[0], 'partially deleted (1 of 12 objects)'],
-      [subdirs[1], 'deleted'],
-    ]);
-    expect(summary!.failures).toHaveLength(9);
-    expect(summary!.failedObjects!.every((f) => f.code === 'AccessDenied')).toBe(true);
-    expect(summary!.failureMessage).toMatch(
-      /^The backup succeeded and was verified, but pruning failed: 9 object\(s\) could not be deleted \(AccessDenied × 9\)/,
-    );
-    expect(summary!.failureMessage).toContain(`${subdirs[0]} partially deleted (1 of 12 objects)`);
-    expect(s3.hasObject('bucket', `sizes${subdirs[0]}/BACKUP_MANIFEST`)).toBe(true);
-    expect(
-      logs.some((l) =>
-        // GetObject: the newest LATEST file, read so that the chain it names is kept.
-        /^S3 requests for verification and pruning: ListObjectsV2 \d+, GetObject 1, DeleteObjects 2\.$/.test(
-          l,
-        ),
-      ),
-    ).toBe(true);
+    expect(bad.ok).toBe(false);
+    expect(bad.problem).toMatch(/BACKUP_MANIFEST is missing/);
   });
 });
