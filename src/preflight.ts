@@ -1,20 +1,19 @@
 /**
  * `dry-run: true`: every check a real run depends on, in the order a run meets them, and nothing
- * that changes the cluster or the bucket (DESIGN.md "Dry run"). No job is left (the statement-time
+ * that changes the cluster or the bucket. No job is left (the statement-time
  * check of BACKUP runs inside a transaction that is rolled back), no GRANT runs, and the bucket
  * only sees the storage check's own test files, which the nodes delete, and the runner's reads.
  * Every check is reported, failing or not; the summary is a checklist.
  */
-import { adviceForConnectError, adviceForSubmitError } from './advice.js';
+import { adviceForSubmitError } from './advice.js';
 import type { Connector, SqlSession } from './cluster.js';
-import { ApplicationNames, ClusterLink, parseClusterVersion, sqlState, versionAtLeast } from './cluster.js';
+import { ApplicationNames, ClusterLink, sqlState, versionAtLeast } from './cluster.js';
 import { errorLine, errorMessage } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
-import { buildBackupDestination, descriptionTargetsCollection } from './destination.js';
+import { buildBackupDestination } from './destination.js';
 import type { CaptureTime } from './submit.js';
-import { findRunningBackups, resolveCaptureTime } from './submit.js';
+import { resolveCaptureTime } from './submit.js';
 import type { Plan } from './plan.js';
-import { PlanError, planBackup } from './plan.js';
 import type { Check, UserFacts } from './preflight-checks.js';
 import {
   backupPrivilegeCheck,
@@ -24,6 +23,7 @@ import {
   renderChecklist,
   verifyCheck,
 } from './preflight-checks.js';
+import { connectionChecks } from './preflight-connection.js';
 import type { OtherSide } from './preflight-others.js';
 import {
   grantConnectionCheck,
@@ -32,6 +32,7 @@ import {
   restoreStatements,
   verifyClusterCheck,
 } from './preflight-others.js';
+import { ifRunningCheck, planCheck } from './preflight-plan.js';
 import { nodeAccessCheck, pruneCheck, runnerAccessCheck } from './preflight-storage.js';
 import type { ActionIO, Clock } from './runtime.js';
 import type { SecretRegistry } from './secrets.js';
@@ -42,8 +43,6 @@ import {
   grantStatements,
   jobByIdStatement,
   restoreGrantStatements,
-  showBackupsStatement,
-  showBackupStatement,
   whenCompleteStatement,
 } from './sql.js';
 import type { ObjectStore } from './storage.js';
@@ -167,60 +166,13 @@ class DryRun {
   }
 
   private async connect(): Promise<SqlSession | undefined> {
-    const { config } = this.ctx;
-    const c = config.connection;
-    const tls =
-      c.sslmode === 'verify-full' || c.sslmode === 'verify-ca'
-        ? `TLS, server certificate verified (sslmode=${c.sslmode}${c.caCert ? ', ca-cert' : ''})`
-        : c.sslmode === 'require'
-          ? 'TLS without verifying the server (sslmode=require)'
-          : `sslmode=${c.sslmode}`;
-    let session: SqlSession;
-    try {
-      session = await this.link.withReconnect('connecting', async (s) => s, {
-        budgetMs: Math.min(30_000, this.ctx.reconnectBudgetMs),
-        signal: this.ctx.signal,
-      });
-    } catch (err) {
-      const advice = adviceForConnectError(err);
-      this.add({
-        name: 'Connection and TLS',
-        state: 'failed',
-        detail: `Could not connect to ${c.host}:${c.port} as ${c.user} (${tls}): ${this.describe(err)}`,
-        ...(advice ? { fix: advice } : {}),
-      });
-      return undefined;
-    }
-    this.add({
-      name: 'Connection and TLS',
-      state: 'passed',
-      detail: `${c.user}@${c.host}:${c.port}, ${tls}.`,
+    const { session, version } = await connectionChecks(this.link, this.ctx.config.connection, {
+      budgetMs: Math.min(30_000, this.ctx.reconnectBudgetMs),
+      signal: this.ctx.signal,
+      describe: (e) => this.describe(e),
+      add: (check) => this.add(check),
     });
-    const rows = await session.query({ text: 'SELECT version() AS version', params: [] });
-    const text = String(rows[0]?.version ?? '');
-    try {
-      this.version = parseClusterVersion(text);
-    } catch (err) {
-      this.add({ name: 'Version and edition', state: 'failed', detail: errorMessage(err) });
-      return undefined;
-    }
-    const v = this.version;
-    const edition = /\bOSS\b/.test(v.full) ? 'OSS' : /\bCCL\b/.test(v.full) ? 'CCL' : 'edition unknown';
-    if (!versionAtLeast(v, 22, 2)) {
-      this.add({
-        name: 'Version and edition',
-        state: 'failed',
-        detail: `CockroachDB ${v.tag} (${edition}) is too old: crdb-backup-action supports 22.2 and later.`,
-        fix: 'Upgrade the cluster to 22.2 or later.',
-      });
-      return undefined;
-    }
-    const newer = v.major > 25 ? ' (newer than the versions this action was tested with)' : '';
-    this.add({
-      name: 'Version and edition',
-      state: 'passed',
-      detail: `CockroachDB ${v.tag}, ${edition}${newer}.`,
-    });
+    this.version = version;
     return session;
   }
 
@@ -240,9 +192,13 @@ class DryRun {
       ? await this.other(config.grantConnection, 'grant-connection-string')
       : undefined;
     if (grantSide) this.add(grantConnectionCheck(config, grantSide));
-    await this.ifRunning(session);
+    this.add(await ifRunningCheck(session, config, (e) => this.describe(e)));
     this.capture = await resolveCaptureTime(session, config.asOfSystemTime);
-    await this.planCheck(session);
+    const planned = await planCheck(session, config, this.destination.uri, this.capture, (e) =>
+      this.describe(e),
+    );
+    this.plan = planned.plan;
+    this.add(planned.check);
     this.add(backupPrivilegeCheck(config, this.facts));
     const refusal = await this.statementTimeCheck(session);
     this.add(licenceCheck(config, v, this.facts, this.plan?.kind === 'incremental', refusal));
@@ -318,97 +274,6 @@ class DryRun {
     });
   }
 
-  private async ifRunning(session: SqlSession): Promise<void> {
-    const { config } = this.ctx;
-    const name = `if-running: ${config.ifRunning}`;
-    try {
-      const running = await findRunningBackups(session, (d) =>
-        descriptionTargetsCollection(d, config.collection),
-      );
-      if (running.length === 0) {
-        this.add({
-          name,
-          state: 'passed',
-          detail: `no backup job is running into ${config.collection.display}.`,
-        });
-        return;
-      }
-      const ids = running.map((j) => `${j.jobId} (${j.status})`).join(', ');
-      if (config.ifRunning === 'fail') {
-        this.add({
-          name,
-          state: 'failed',
-          detail: `backup job(s) ${ids} are running into ${config.collection.display}: the run would stop now.`,
-          fix: 'Wait for them, or set if-running to attach, wait or start.',
-        });
-        return;
-      }
-      const what = {
-        start: 'the run would start another backup anyway',
-        attach: 'the run would attach to the newest of them and report it',
-        wait: 'the run would wait for them, then start',
-      }[config.ifRunning];
-      this.add({ name, state: 'passed', detail: `backup job(s) ${ids} are running: ${what}.` });
-    } catch (err) {
-      this.add({
-        name,
-        state: 'failed',
-        detail: `could not read the running backup jobs: ${this.describe(err)}`,
-      });
-    }
-  }
-
-  private async planCheck(session: SqlSession): Promise<void> {
-    const { config } = this.ctx;
-    const name = `backup-type: ${config.backupType}`;
-    if (config.backupType === 'full') {
-      this.plan = { kind: 'full' };
-      this.add({
-        name,
-        state: 'passed',
-        detail: `a new full backup into ${this.capture!.fullSubdir} (its end time).`,
-      });
-      return;
-    }
-    const uri = this.destination!.uri;
-    try {
-      this.plan = await planBackup({
-        backupType: config.backupType,
-        databases: config.databases,
-        ...(config.fullBackupEveryMs !== undefined ? { fullBackupEveryMs: config.fullBackupEveryMs } : {}),
-        collectionDisplay: config.collection.display,
-        query: (stmt) => session.query(stmt, { clientTimeoutMs: 60_000 }),
-        showBackups: showBackupsStatement(uri),
-        showBackup: (subdir) =>
-          showBackupStatement(uri, subdir, {
-            checkFiles: false,
-            encryptionPassphrase: config.encryptionPassphrase,
-            kmsUri: config.kmsUri,
-          }),
-        log: () => undefined,
-      });
-      const p = this.plan;
-      const detail =
-        p.kind === 'incremental'
-          ? `an incremental onto the full backup ${p.fullSubdir}, whose targets match.`
-          : (p.reason ?? 'a new full backup.');
-      this.add({ name, state: 'passed', detail });
-    } catch (err) {
-      this.plan = { kind: 'full' };
-      if (err instanceof PlanError) {
-        const [detail, ...rest] = err.message.split(/(?<=\.) (?=Run once|Set databases)/);
-        this.add({
-          name,
-          state: 'failed',
-          detail: detail!,
-          ...(rest.length ? { fix: rest.join(' ') } : {}),
-        });
-      } else {
-        this.add({ name, state: 'failed', detail: `could not list the collection: ${this.describe(err)}` });
-      }
-    }
-  }
-
   private backupStatementFor(): Statement {
     const { config } = this.ctx;
     return backupStatement(this.destination!.uri, {
@@ -424,7 +289,7 @@ class DryRun {
   /**
    * `BEGIN; BACKUP … WITH detached; ROLLBACK`: the cluster plans the statement (privileges,
    * targets, options, licence) and writes its job record in the transaction, which the rollback
-   * discards (cockroach-backup-surface.md §1 "Transactions"). Returns the refusal, if any.
+   * discards. Returns the refusal, if any.
    */
   private async statementTimeCheck(session: SqlSession): Promise<unknown> {
     const { config } = this.ctx;
