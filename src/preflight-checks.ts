@@ -181,9 +181,9 @@ export function backupPrivilegeCheck(config: Config, f: UserFacts): Check {
 }
 
 /**
- * CANCEL JOB for cancel-on-abort and on-timeout: cancel (cockroach-surface-resolved.md §2): 22.2 and
- * 23.1 before 23.1.12 need the CONTROLJOB role option; from 23.1.12 the role option or the system
- * privilege; from 25.1 owners may cancel their own jobs.
+ * CANCEL JOB for cancel-on-abort and on-timeout: cancel: 22.2 and 23.1 before 23.1.12 need the
+ * CONTROLJOB role option; from 23.1.12 the role option or the system privilege; from 25.1 owners
+ * may cancel their own jobs.
  */
 export function cancelCheck(config: Config, v: ClusterVersion, f: UserFacts, grantMayCancel = false): Check {
   const name = 'CANCEL JOB (cancel-on-abort, on-timeout: cancel)';

@@ -78,8 +78,8 @@ export async function readOtherSide(
  * The restore check on the verify-connection-string cluster: its version must restore a backup
  * of the source's (restoreVersionRefusal, the rule the restore check applies), and its user needs
  * what the restore check needs there: admin, the RESTORE system privilege or the CREATEDB role
- * option (restore.md "Required privileges"; restoreGrantStatements). RESTORE creates the scratch
- * database, owned by the restoring user, who may therefore drop it.
+ * option (CockroachDB's RESTORE documentation, "Required privileges"; restoreGrantStatements).
+ * RESTORE creates the scratch database, owned by the restoring user, who may therefore drop it.
  */
 export function verifyClusterCheck(config: Config, source: ClusterVersion, side: OtherSide): Check {
   const c = config.verifyConnection;
