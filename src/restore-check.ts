@@ -1,5 +1,5 @@
 /**
- * The restore check (`verify: restore`, DESIGN.md "Restore check"): per database of the backup,
+ * The restore check (`verify: restore`): per database of the backup,
  * `RESTORE … WITH schema_only, verify_backup_table_data, new_db_name = <scratch>, detached` on the
  * verifying cluster, waited for as the backup was, then the scratch database dropped. Every ending
  * cancels the restore job it started and drops the scratch databases it created; what is still
@@ -14,6 +14,7 @@ import type { CaptureTime } from './submit.js';
 import { parseClusterTime } from './time.js';
 import type { WaitContext, WaitOutcome } from './wait.js';
 import { waitForJob } from './wait.js';
+import { formatBytes } from './summary.js';
 import type { Deps, Timings } from './runtime.js';
 import type { ScratchEntry } from './restore-cleanup.js';
 import { dropIfPresent, RESTORE_STATE } from './restore-cleanup.js';
@@ -220,7 +221,8 @@ interface Sizes {
 
 /**
  * The databases of the backup (without `system`) with their tables and bytes, from SHOW BACKUP's
- * database and table rows of every layer up to this one (show-backup.md "Response").
+ * database and table rows of every layer up to this one (CockroachDB's SHOW BACKUP documentation,
+ * "Response").
  */
 async function backupObjects(d: RestoreCheckDeps): Promise<Map<string, Sizes>> {
   const rows = await d.sourceLink.withReconnect(
@@ -332,18 +334,6 @@ function withGrant(text: string, d: RestoreCheckDeps): string {
   if (!/CREATEDB|RESTORE|privilege/i.test(text)) return text;
   const user = d.config.verifyConnection.user;
   return `${text.replace(/[.\s]+$/, '')}. Run as an admin on the verifying cluster: GRANT SYSTEM RESTORE TO ${user}; (or set grant-to: ${user}).`;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = -1;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 /** Whether the version waits with WHEN COMPLETE (as for the backup, 23.2+). */
