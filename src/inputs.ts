@@ -7,16 +7,7 @@
  * collection.ts and identifiers.ts.
  */
 import { parseAssumeRole, parseCollection, parseEndpoint, readAwsCredentials } from './collection.js';
-import type {
-  AsOfSystemTime,
-  BackupType,
-  Config,
-  IfRunning,
-  OnTimeout,
-  PathStyle,
-  S3Auth,
-  VerifyMode,
-} from './config.js';
+import type { BackupType, Config, IfRunning, OnTimeout, PathStyle, S3Auth, VerifyMode } from './config.js';
 import {
   connectionSecrets,
   optionalPem,
@@ -26,7 +17,7 @@ import {
 } from './connection.js';
 import { parseDatabaseList, parseRole } from './identifiers.js';
 import { clip, InputError } from './input-error.js';
-import { microsToIso, parseClusterTime } from './time.js';
+import { parseAsOfSystemTime, parseDuration } from './time.js';
 import { pruningEnabled } from './prune.js';
 import type { SecretRegistry } from './secrets.js';
 
@@ -347,18 +338,6 @@ function parsePositiveInt(value: string, name: string): number | undefined {
   return Number(value);
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `500ms`, `90s`, `5m`, `1h30m`, `30d`, or a bare number of seconds; undefined when not a duration. */
-export function parseDuration(text: string): number | undefined {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
-  if (!/^(\d+(\.\d+)?(ms|s|m|h|d))+$/.test(t)) return undefined;
-  let total = 0;
-  for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
-  return Math.round(total);
-}
-
 function parseDurationInput(
   value: string,
   name: string,
@@ -379,61 +358,6 @@ function parseDurationInput(
 
 function formatMs(ms: number): string {
   return ms < 1000 ? `${ms}ms` : ms < 60_000 ? `${ms / 1000}s` : `${ms / 60_000}m`;
-}
-
-// ---- AS OF SYSTEM TIME -------------------------------------------------------------------------------
-
-const AOST_UNITS_MICROS: Record<string, bigint> = {
-  us: 1n,
-  µs: 1n,
-  ms: 1000n,
-  s: 1_000_000n,
-  m: 60_000_000n,
-  h: 3_600_000_000n,
-};
-const TIMESTAMP =
-  /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/;
-
-export function parseAsOfSystemTime(value: string): AsOfSystemTime {
-  const name = 'as-of-system-time';
-  const advice =
-    'Write a negative interval such as -10s, -500ms or -1m30s, or a UTC timestamp such as 2026-11-24 11:40:45.';
-  if (/^-(\d+(\.\d+)?(us|µs|ms|s|m|h))+$/.test(value)) {
-    let micros = 0n;
-    for (const m of value.slice(1).matchAll(/(\d+(?:\.\d+)?)(us|µs|ms|s|m|h)/g)) {
-      const [whole, frac = ''] = m[1]!.split('.');
-      const unit = AOST_UNITS_MICROS[m[2]!]!;
-      micros += BigInt(whole!) * unit + (BigInt((frac + '000000000').slice(0, 9)) * unit) / 1_000_000_000n;
-    }
-    if (micros <= 0n)
-      throw new InputError(name, `"${clip(value)}" is zero: the backup must read the past. ${advice}`);
-    if (micros > 7n * 86_400_000_000n) {
-      throw new InputError(
-        name,
-        `"${clip(value)}" is more than a week back, past any garbage-collection window. ${advice}`,
-      );
-    }
-    return { kind: 'interval', text: value, micros };
-  }
-  const m = TIMESTAMP.exec(value);
-  if (m) {
-    const [, y, mo, d] = m;
-    const parsed = parseClusterTime(value);
-    const dayExists = new Date(Date.parse(`${y}-${mo}-${d}T00:00:00Z`)).getUTCDate() === Number(d);
-    if (!parsed || !dayExists)
-      throw new InputError(name, `"${clip(value)}" is not a valid date and time. ${advice}`);
-    if (parsed.micros > BigInt(Date.now()) * 1000n) {
-      throw new InputError(name, `${value} is in the future; a backup can only capture the past. ${advice}`);
-    }
-    return { kind: 'timestamp', text: value, iso: microsToIso(parsed.micros) };
-  }
-  if (/^\+?\d/.test(value) && parseDuration(value.replace(/^\+/, '')) !== undefined) {
-    throw new InputError(
-      name,
-      `"${clip(value)}" is a positive interval: the time must lie in the past. ${advice}`,
-    );
-  }
-  throw new InputError(name, `"${clip(value)}" is neither a negative interval nor a timestamp. ${advice}`);
 }
 
 function rejectStorageInputsForExternal(given: (name: InputName) => string): void {

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { parseDuration, readConfig } from '../../src/inputs.js';
+import { readConfig } from '../../src/inputs.js';
+import { parseDuration } from '../../src/time.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import { REPO_ROOT } from '../../scripts/docs.js';
 
