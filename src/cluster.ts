@@ -4,10 +4,21 @@
  * reconnecting wrapper used while waiting on a job.
  */
 import type { ConnectionOptions } from 'node:tls';
-import type { ClusterVersion, ConnectionConfig } from './config.js';
+import type { ConnectionConfig } from './config.js';
 import type { Statement } from './sql.js';
 import type { Clock } from './runtime.js';
 import { AbortedError, errorMessage } from './errors.js';
+
+/** Parsed `SELECT version()`. */
+export interface ClusterVersion {
+  /** e.g. `CockroachDB CCL v23.1.11 (x86_64-…)`. */
+  readonly full: string;
+  readonly major: number;
+  readonly minor: number;
+  readonly patch: number;
+  /** `v23.1.11`. */
+  readonly tag: string;
+}
 
 export type Row = Record<string, string | number | boolean | null | string[]>;
 

@@ -107,14 +107,3 @@ export interface Config {
   readonly dryRun: boolean;
   readonly summary: boolean;
 }
-
-/** Parsed `SELECT version()`. */
-export interface ClusterVersion {
-  /** e.g. `CockroachDB CCL v23.1.11 (x86_64-…)`. */
-  readonly full: string;
-  readonly major: number;
-  readonly minor: number;
-  readonly patch: number;
-  /** `v23.1.11`. */
-  readonly tag: string;
-}

@@ -2,7 +2,8 @@
  * The backup URI handed to CockroachDB (with credentials: a secret), its
  * redacted twin, and the S3 settings our own reads (verify, prune) use.
  */
-import type { ClusterVersion, Collection, Config } from './config.js';
+import type { ClusterVersion } from './cluster.js';
+import type { Collection, Config } from './config.js';
 
 export interface BackupDestination {
   /** Full URI with credentials: register it as a secret. */

@@ -4,7 +4,7 @@
  * module mocks.
  */
 import { adviceForConnectError, adviceForJobError, adviceForSubmitError } from './advice.js';
-import type { Capabilities, LinkLogger, SqlSession } from './cluster.js';
+import type { Capabilities, ClusterVersion, LinkLogger, SqlSession } from './cluster.js';
 import { ApplicationNames, capabilities, ClusterLink, parseClusterVersion } from './cluster.js';
 import { AbortedError, errorLine, errorMessage, StepFailure } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
@@ -62,7 +62,7 @@ import { PruneFailure, pruneAfterBackup, pruningEnabled, readPruneFacts } from '
 import { verifyBackup } from './verify.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 import { runRestoreCheckFor } from './restore-check.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 /** From the signal: the lookup of a job whose id never arrived ends by then… */
 const ABORT_LOOKUP_MS = 2_500;

@@ -3,13 +3,13 @@
  * rules, kept apart from the order of the checks (preflight.ts). Everything here reads; nothing
  * grants or writes.
  */
-import type { Row, SqlSession } from './cluster.js';
+import type { ClusterVersion, Row, SqlSession } from './cluster.js';
 import { sqlState, versionAtLeast } from './cluster.js';
 import { errorMessage } from './errors.js';
 import { escapeMarkdown, fenced } from './summary.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, showBackupsStatement, showBackupStatement } from './sql.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 export type CheckState = 'passed' | 'failed' | 'skipped' | 'unknown';
 

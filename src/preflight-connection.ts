@@ -3,11 +3,11 @@
  * edition. Every later cluster check needs the session and the version they give.
  */
 import { adviceForConnectError } from './advice.js';
-import type { ClusterLink, SqlSession } from './cluster.js';
+import type { ClusterLink, ClusterVersion, SqlSession } from './cluster.js';
 import { parseClusterVersion, versionAtLeast } from './cluster.js';
 import { errorMessage } from './errors.js';
 import type { Check } from './preflight-checks.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 export interface ConnectionFacts {
   /** Undefined when the cluster cannot be checked: no connection, or an unreadable or too old version. */

@@ -5,7 +5,7 @@
  * connection, and only read: SELECT version(), SHOW ROLES, SHOW SYSTEM GRANTS.
  */
 import { adviceForConnectError } from './advice.js';
-import type { Connector } from './cluster.js';
+import type { ClusterVersion, Connector } from './cluster.js';
 import { ApplicationNames, ClusterLink, parseClusterVersion, versionAtLeast } from './cluster.js';
 import type { Check, UserFacts } from './preflight-checks.js';
 import { readUserFacts } from './preflight-checks.js';
@@ -13,7 +13,7 @@ import { restoreVersionRefusal, scratchName } from './restore-check.js';
 import type { Clock } from './runtime.js';
 import type { Statement } from './sql.js';
 import { quoteIdent, restoreCheckStatement } from './sql.js';
-import type { ClusterVersion, Config, ConnectionConfig } from './config.js';
+import type { Config, ConnectionConfig } from './config.js';
 
 export interface OtherClusterContext {
   connector: Connector;

@@ -3,7 +3,7 @@
  * check), the runner's list and read, and what pruning would delete. Only the storage check writes,
  * and its nodes delete what they wrote.
  */
-import type { SqlSession } from './cluster.js';
+import type { ClusterVersion, SqlSession } from './cluster.js';
 import { sqlState } from './cluster.js';
 import type { StorageSettings } from './destination.js';
 import { descriptionTargetsCollection, storageSettings } from './destination.js';
@@ -16,7 +16,7 @@ import { planPrune, pruningEnabled, readPruneFacts } from './prune.js';
 import type { Statement } from './sql.js';
 import type { Chain, ObjectStore } from './storage.js';
 import { listChains, storageErrorText } from './storage.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 type Describe = (err: unknown) => string;
 

@@ -6,7 +6,7 @@
  * Every check is reported, failing or not; the summary is a checklist.
  */
 import { adviceForSubmitError } from './advice.js';
-import type { Connector, SqlSession } from './cluster.js';
+import type { ClusterVersion, Connector, SqlSession } from './cluster.js';
 import { ApplicationNames, ClusterLink, sqlState, versionAtLeast } from './cluster.js';
 import { errorLine, errorMessage } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
@@ -46,7 +46,7 @@ import {
   whenCompleteStatement,
 } from './sql.js';
 import type { ObjectStore } from './storage.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 export type { Check } from './preflight-checks.js';
 

@@ -5,7 +5,7 @@
  * cancels the restore job it started and drops the scratch databases it created; what is still
  * to clean up is saved for the post step (RESTORE_STATE), which calls cleanUpRestoreChecks.
  */
-import type { ApplicationNames, ClusterLink, SqlSession } from './cluster.js';
+import type { ApplicationNames, ClusterLink, ClusterVersion, SqlSession } from './cluster.js';
 import { parseClusterVersion, versionAtLeast } from './cluster.js';
 import { AbortedError, errorLine, errorMessage } from './errors.js';
 import type { CancelResult } from './cancel.js';
@@ -21,7 +21,7 @@ import { dropIfPresent, RESTORE_STATE } from './restore-cleanup.js';
 import type { SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
 import { databaseExistsStatement, restoreCheckStatement, showBackupStatement } from './sql.js';
-import type { ClusterVersion, Config } from './config.js';
+import type { Config } from './config.js';
 
 export interface RestoreCheckDeps {
   config: Config;

@@ -8,7 +8,7 @@ import {
 } from '../../src/destination.js';
 import { readConfig } from '../../src/inputs.js';
 import { SecretRegistry } from '../../src/secrets.js';
-import type { ClusterVersion } from '../../src/config.js';
+import type { ClusterVersion } from '../../src/cluster.js';
 
 const v = (tag: string): ClusterVersion => {
   const [major, minor, patch] = tag.split('.').map(Number) as [number, number, number];
