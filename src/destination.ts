@@ -4,6 +4,7 @@
  */
 import type { ClusterVersion } from './cluster.js';
 import type { Collection, Config } from './config.js';
+import { trimSlashes } from './layout.js';
 
 export interface BackupDestination {
   /** Full URI with credentials: register it as a secret. */
@@ -100,7 +101,7 @@ function sameCollection(uri: string, collection: Collection): boolean {
   }
   if (collection.kind === 'external') return url.protocol === 'external:' && url.hostname === collection.name;
   if (url.protocol !== 's3:' || url.hostname !== collection.bucket) return false;
-  const path = decodeURIComponent(url.pathname).replace(/^\/+|\/+$/g, '');
+  const path = trimSlashes(decodeURIComponent(url.pathname));
   return path === collection.path;
 }
 
