@@ -360,6 +360,7 @@ function formatMs(ms: number): string {
   return ms < 1000 ? `${ms}ms` : ms < 60_000 ? `${ms / 1000}s` : `${ms / 60_000}m`;
 }
 
+/** With external://, each storage input must be unset or its default (a boolean in any of its spellings). */
 function rejectStorageInputsForExternal(given: (name: InputName) => string): void {
   for (const input of STORAGE_INPUTS) {
     const v = given(input);
