@@ -82,3 +82,8 @@ export function adviceForConnectError(err: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The message, then the advice as a sentence of its own (the message may already end in a period). */
+export function withAdvice(message: string, advice: string | undefined): string {
+  return advice ? `${message.replace(/[.\s]+$/, '')}. ${advice}` : message;
+}

@@ -1,6 +1,8 @@
 /**
- * What the action tells the world: step outputs, the job summary, progress
- * lines. Every text goes through the secret scrubber on its way out.
+ * What the action tells the world: the run's report, which one builder fills
+ * (which fact feeds which output), and the step outputs written from it. The
+ * summary is rendered from the same report (summary.ts). Every text goes
+ * through the secret scrubber on its way out.
  */
 import { jobDurationSeconds } from './time.js';
 import type { JobRow } from './wait.js';
