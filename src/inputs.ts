@@ -318,7 +318,7 @@ const TRUE = new Set(['true', 'True', 'TRUE']);
 const FALSE = new Set(['false', 'False', 'FALSE']);
 
 /** YAML 1.2 core schema booleans, as core.getBooleanInput reads them. */
-export function parseBoolean(value: string, name: string, defaultValue: boolean): boolean {
+function parseBoolean(value: string, name: string, defaultValue: boolean): boolean {
   if (value === '') return defaultValue;
   if (TRUE.has(value)) return true;
   if (FALSE.has(value)) return false;
