@@ -71,15 +71,7 @@ export async function run(
     }
     const step = new StepContext(deps, config, secrets, builder, timings);
     ctx = step;
-    builder.recordConfig({
-      databases: config.databases,
-      collectionDisplay: config.collection.display,
-      ...(config.kmsUri !== undefined
-        ? { encrypted: 'kms' }
-        : config.encryptionPassphrase !== undefined
-          ? { encrypted: 'passphrase' }
-          : {}),
-    });
+    builder.recordConfig(config);
     deps.onForcedExit?.(() => forcedExit(step, () => finish(true)));
     await untilAborted(backUp(step), deps.signal);
   } catch (caught) {

@@ -7,6 +7,7 @@
 import { jobDurationSeconds } from './time.js';
 import type { JobRow } from './wait.js';
 import { normalizeFullSubdir } from './layout.js';
+import type { Config } from './config.js';
 import type { ActionIO, Scrub } from './runtime.js';
 import type { PruneSummary } from './prune.js';
 import { quoteIdent, restoreStatement } from './sql.js';
@@ -149,14 +150,12 @@ export class ReportBuilder {
     return this.report.outcome === 'succeeded' || this.report.outcome === 'submitted';
   }
 
-  recordConfig(c: {
-    databases: readonly string[];
-    collectionDisplay: string;
-    encrypted?: 'passphrase' | 'kms';
-  }): void {
-    this.report.databases = c.databases;
-    this.report.outputs['collection-path'] = c.collectionDisplay;
-    if (c.encrypted !== undefined) this.report.encrypted = c.encrypted;
+  /** What the configuration says about the backup: its databases, its collection, its key (KMS over a passphrase). */
+  recordConfig(config: Config): void {
+    this.report.databases = config.databases;
+    this.report.outputs['collection-path'] = config.collection.display;
+    if (config.encryptionPassphrase !== undefined) this.report.encrypted = 'passphrase';
+    if (config.kmsUri !== undefined) this.report.encrypted = 'kms';
   }
 
   recordVersion(full: string): void {
