@@ -5,7 +5,9 @@
  */
 import type { Connector, SqlSession } from './cluster.js';
 import { isConnectionError, sqlState } from './cluster.js';
-import type { ConnectionConfig } from './config.js';
+import type { Config, ConnectionConfig } from './config.js';
+import type { Timings } from './runtime.js';
+import type { Ownership } from './state.js';
 import { errorMessage } from './errors.js';
 import { cancelJobStatement, statementTimeoutStatement } from './sql.js';
 
@@ -221,5 +223,61 @@ export function cancelResultText(result: CancelResult, jobId: string, why: strin
         `Could not cancel within ${Math.round(result.afterMs / 1000)}s${result.last !== undefined ? ` (${result.last})` : ''}: ` +
         `job ${jobId} may still be running. Cancel it by hand: CANCEL JOB ${jobId};`
       );
+  }
+}
+
+export interface RunJobCancel {
+  connector: Connector;
+  config: Pick<Config, 'connection' | 'grantConnection' | 'grantConnectionGiven'>;
+  jobId: string;
+  applicationName: () => string;
+  timings: Pick<Timings, 'connectTimeoutMs' | 'cancelTimeoutMs'>;
+  /** What the whole cancel may take (default CANCEL_DEADLINE_MS). */
+  totalTimeoutMs?: number;
+  /** Why it is cancelled, for the text: `cancel-on-abort`, `on-timeout: cancel`, … */
+  why: string;
+  /** Scrubbing log and error description: the texts carry the cluster's errors. */
+  log: (message: string) => void;
+  describe: (err: unknown) => string;
+}
+
+/**
+ * Cancel this run's backup job, from the main step or the post step: on the
+ * step's connection, then on grant-connection-string when refused. Returns
+ * what happened as a sentence, and the job's ownership from now on when it
+ * changed: `cancel-sent`, or `cancel-pending` when the post step must try again.
+ */
+export async function cancelRunJob(
+  c: RunJobCancel,
+): Promise<{ result: CancelResult; text: string; ownership?: Ownership }> {
+  const { config } = c;
+  const result = await cancelWithFallback({
+    connector: c.connector,
+    jobId: c.jobId,
+    connections: config.grantConnectionGiven
+      ? [config.connection, config.grantConnection]
+      : [config.connection],
+    applicationName: c.applicationName,
+    connectTimeoutMs: Math.min(c.timings.connectTimeoutMs, c.timings.cancelTimeoutMs),
+    timeoutMs: c.timings.cancelTimeoutMs,
+    ...(c.totalTimeoutMs !== undefined ? { totalTimeoutMs: c.totalTimeoutMs } : {}),
+    log: c.log,
+    describe: c.describe,
+  });
+  const text = cancelResultText(result, c.jobId, c.why, config.connection.user);
+  const ownership = ownershipAfter(result);
+  return ownership ? { result, text, ownership } : { result, text };
+}
+
+function ownershipAfter(result: CancelResult): Ownership | undefined {
+  switch (result.kind) {
+    case 'requested':
+      return 'cancel-sent';
+    case 'timed-out':
+    case 'failed':
+    case 'pausing':
+      return 'cancel-pending';
+    default:
+      return undefined;
   }
 }

@@ -7,7 +7,7 @@
 import { adviceForJobError, withAdvice } from './advice.js';
 import type { StepContext } from './context.js';
 import { descriptionTargetsCollection } from './destination.js';
-import { CANCEL_DEADLINE_MS, cancelResultText, cancelWithFallback } from './cancel.js';
+import { CANCEL_DEADLINE_MS, cancelRunJob } from './cancel.js';
 import type { JobRow, WaitOutcome } from './wait.js';
 import { jobStateAtTimeout, readJobWithin } from './wait.js';
 import { AbortedError, StepFailure } from './errors.js';
@@ -184,27 +184,21 @@ async function onAbort(ctx: StepContext, deadline: number): Promise<string> {
 
 /** Cancel this run's own job (on abort, on timeout, or yielding to another run); returns the line logged. */
 export async function cancelOwnJob(ctx: StepContext, why: string, totalTimeoutMs?: number): Promise<string> {
-  const jobId = ctx.job.jobId!;
-  const { config, timings } = ctx;
-  const result = await cancelWithFallback({
+  const { text, ownership } = await cancelRunJob({
     connector: ctx.deps.connector,
-    jobId,
-    connections: config.grantConnectionGiven
-      ? [config.connection, config.grantConnection]
-      : [config.connection],
+    config: ctx.config,
+    jobId: ctx.job.jobId!,
     applicationName: () => ctx.names.next(),
-    connectTimeoutMs: Math.min(timings.connectTimeoutMs, timings.cancelTimeoutMs),
-    timeoutMs: timings.cancelTimeoutMs,
+    timings: ctx.timings,
     ...(totalTimeoutMs !== undefined ? { totalTimeoutMs: Math.min(totalTimeoutMs, CANCEL_DEADLINE_MS) } : {}),
+    why,
     log: (m) => ctx.log(m),
     describe: (err) => ctx.describe(err),
   });
-  const text = cancelResultText(result, jobId, why, config.connection.user);
   ctx.log(text);
-  if (result.kind === 'requested') ctx.job.cancelRequested();
+  if (ownership === 'cancel-sent') ctx.job.cancelRequested();
   // The post step tries again, whatever the main step's ending.
-  if (result.kind === 'timed-out' || result.kind === 'failed' || result.kind === 'pausing')
-    ctx.job.cancelPending();
+  if (ownership === 'cancel-pending') ctx.job.cancelPending();
   return text;
 }
 

@@ -16,7 +16,7 @@ import {
   subdirFromDescription,
 } from './destination.js';
 import { abortFailure, forcedExit, settle, untilAborted } from './ending.js';
-import { AbortedError, errorLine, errorMessage, StepFailure } from './errors.js';
+import { AbortedError, errorLine, StepFailure } from './errors.js';
 import { readConfig, summaryWanted } from './inputs.js';
 import type { CaptureTime } from './submit.js';
 import type { JobRow } from './wait.js';
@@ -26,14 +26,13 @@ import type { Plan } from './plan.js';
 import { plannedFullSubdir } from './plan.js';
 import { runDryRun } from './preflight.js';
 import { PruneFailure, pruneAfterBackup, pruningEnabled, readPruneFacts } from './prune.js';
-import type { RunReport } from './report.js';
 import { finalOutputs, ReportBuilder, writeOutputs } from './report.js';
 import { runRestoreCheckFor } from './restore-check.js';
-import type { ActionIO, Deps, Timings } from './runtime.js';
-import { applicationNameBase, realDeps, runUrl, timingsFromEnv } from './runtime.js';
+import type { Deps, Timings } from './runtime.js';
+import { applicationNameBase, realDeps, runUrl, timingsFromEnv, writeSummaryOrWarn } from './runtime.js';
 import { SecretRegistry } from './secrets.js';
 import { showBackupStatement } from './sql.js';
-import { STATE } from './state.js';
+import { saveState } from './state.js';
 import { chooseJob } from './start.js';
 import { renderSummary } from './summary.js';
 import { verifyBackup } from './verify.js';
@@ -66,7 +65,7 @@ export async function run(
         reconnectBudgetMs: timings.reconnectBudgetMs,
         ...(report.runUrl !== undefined ? { runUrl: report.runUrl } : {}),
       });
-      io.saveState(STATE.done, 'true');
+      saveState(io, 'done', true);
       return code;
     }
     const step = new StepContext(deps, config, secrets, builder, timings);
@@ -92,16 +91,9 @@ export async function run(
     if (finished) return;
     finished = true;
     writeOutputs(io, finalOutputs(report), scrub);
-    if (!forced) io.saveState(STATE.done, 'true');
-    if (config?.summary ?? summaryWanted(deps.getInput)) await writeSummary(io, report, scrub);
-  }
-}
-
-async function writeSummary(io: ActionIO, report: RunReport, scrub: (t: string) => string): Promise<void> {
-  try {
-    await io.writeSummary(scrub(renderSummary(report, scrub)));
-  } catch (err) {
-    io.warning(`Could not write the job summary (${scrub(errorMessage(err))}); the outputs are set.`);
+    if (!forced) saveState(io, 'done', true);
+    if (config?.summary ?? summaryWanted(deps.getInput))
+      await writeSummaryOrWarn(io, renderSummary(report, scrub), scrub, '; the outputs are set');
   }
 }
 

@@ -4,41 +4,34 @@
  * created (with cancel-on-abort) or reports it as still running.
  */
 import { ApplicationNames } from './cluster.js';
-import { errorLine, errorMessage } from './errors.js';
-import { InputError, readConfig } from './inputs.js';
-import { CANCEL_DEADLINE_MS, cancelResultText, cancelWithFallback } from './cancel.js';
+import { errorLine } from './errors.js';
+import { readConfig } from './inputs.js';
+import { CANCEL_DEADLINE_MS, cancelRunJob } from './cancel.js';
 import { parseClusterTime } from './time.js';
 import { TERMINAL_STATUSES, toJobRow } from './wait.js';
 import { SecretRegistry } from './secrets.js';
-import { STATE } from './state.js';
+import { readMainState } from './state.js';
 import { jobByIdStatement } from './sql.js';
 import { descriptionTargetsCollection } from './destination.js';
 import type { Deps } from './runtime.js';
-import { applicationNameBase, DEFAULT_TIMINGS, realDeps } from './runtime.js';
+import { applicationNameBase, DEFAULT_TIMINGS, realDeps, writeSummaryOrWarn } from './runtime.js';
 import { lookUpSubmission } from './submit.js';
 import type { Config } from './config.js';
 import { postRestoreCheck } from './restore-cleanup.js';
 
-/**
- * `job-owned` values the post step acts on: `true` (created by the main step),
- * `cancelled` (the main step sent CANCEL JOB), and `cancel-pending` (the main
- * step tried to cancel and could not within its deadline: the post step tries
- * again even though the main step finished).
- */
-const CANCEL_PENDING = 'cancel-pending';
-/** The main step sent BACKUP, its answer never came and its job could not be looked up in time. */
-const UNCERTAIN = 'uncertain';
-
 export async function runPost(deps: Deps = realDeps()): Promise<number> {
   const { io } = deps;
   await postRestoreCheck(deps);
-  const ownership0 = io.getState(STATE.owned);
-  if (io.getState(STATE.done) === 'true' && ownership0 !== CANCEL_PENDING && ownership0 !== UNCERTAIN) {
+  const state = readMainState(io);
+  const { ownership } = state;
+  // A cancel the main step asked for is tried again even though the main step finished.
+  const pending = ownership === 'cancel-pending' || ownership === 'lookup-pending';
+  if (state.done && !pending) {
     io.debug('The main step finished; the post step has nothing to do.');
     return 0;
   }
-  let jobId = io.getState(STATE.jobId);
-  const captureLiteral = io.getState(STATE.capture);
+  let jobId = state.jobId;
+  const captureLiteral = state.capture;
   if (!jobId && !captureLiteral) {
     io.info('The main step ended before it created a backup job; nothing to clean up.');
     return 0;
@@ -48,29 +41,20 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
   try {
     config = readConfig(deps.getInput, deps.env, secrets).config;
   } catch (err) {
-    const message = err instanceof InputError ? err.message : errorLine(err, secrets);
     io.warning(
-      `Post step: could not read the inputs (${secrets.scrub(message)}); backup job ${jobId} may still be running.`,
+      `Post step: could not read the inputs (${errorLine(err, secrets)}); backup job ${jobId} may still be running.`,
     );
     return 0;
   }
-  const ownership = io.getState(STATE.owned);
-  // 'cancelled': the main step had sent CANCEL JOB; sending it again is harmless and makes sure.
-  const mainAsked = ownership === 'cancelled' || ownership === CANCEL_PENDING || ownership === UNCERTAIN;
-  const owned = ownership === 'true' || mainAsked;
+  // cancel-sent: the main step had sent CANCEL JOB; sending it again is harmless and makes sure.
+  const mainAsked = ownership === 'cancel-sent' || pending;
+  const owned = ownership === 'owned' || mainAsked;
   const names = new ApplicationNames(`${applicationNameBase(deps.env, deps.random ?? Math.random)} post`);
   // One deadline for the whole clean-up (status read and cancel), as in the main step.
   const deadline = Date.now() + CANCEL_DEADLINE_MS + (jobId ? 0 : LOOKUP_MS);
   if (!jobId) {
     // BACKUP was sent and its answer never arrived: its job is found by its capture time.
-    const found = await findSubmitted(
-      deps,
-      config,
-      names,
-      captureLiteral,
-      io.getState(STATE.sessions),
-      secrets,
-    );
+    const found = await findSubmitted(deps, config, names, captureLiteral, state.sessions, secrets);
     if (found === undefined) return 0;
     jobId = found;
   }
@@ -90,32 +74,26 @@ export async function runPost(deps: Deps = realDeps()): Promise<number> {
   } else if (!config.cancelOnAbort && !mainAsked) {
     text = `The main step was stopped; backup job ${jobId} is left running (cancel-on-abort: false).`;
   } else {
-    const result = await cancelWithFallback({
+    const cancel = await cancelRunJob({
       connector: deps.connector,
+      config,
       jobId,
-      connections: config.grantConnectionGiven
-        ? [config.connection, config.grantConnection]
-        : [config.connection],
       applicationName: () => names.next(),
-      connectTimeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
-      timeoutMs: DEFAULT_TIMINGS.cancelTimeoutMs,
+      timings: DEFAULT_TIMINGS,
       totalTimeoutMs: Math.max(1000, deadline - Date.now()),
+      why: mainAsked ? 'post step, as the main step had asked' : 'post step, cancel-on-abort',
       log: (m) => io.info(secrets.scrub(m)),
       describe: (err) => errorLine(err, secrets),
     });
     const why =
-      ownership === CANCEL_PENDING
+      ownership === 'cancel-pending'
         ? 'The main step could not cancel its backup job in time; the post step tried again.'
         : 'The main step was stopped before it finished.';
-    text = `${why} ${cancelResultText(result, jobId, mainAsked ? 'post step, as the main step had asked' : 'post step, cancel-on-abort', config.connection.user)}`;
+    text = `${why} ${cancel.text}`;
   }
   io.warning(secrets.scrub(text));
   if (config.summary) {
-    try {
-      await io.writeSummary(secrets.scrub(`## ⚠️ CockroachDB backup: post step\n\n${text}\n`));
-    } catch (err) {
-      io.warning(`Could not write the job summary (${secrets.scrub(errorMessage(err))}).`);
-    }
+    await writeSummaryOrWarn(io, `## ⚠️ CockroachDB backup: post step\n\n${text}\n`, (t) => secrets.scrub(t));
   }
   return 0;
 }
@@ -129,7 +107,7 @@ async function findSubmitted(
   config: Config,
   names: ApplicationNames,
   captureLiteral: string,
-  sessions: string,
+  sessions: readonly string[],
   secrets: SecretRegistry,
 ): Promise<string | undefined> {
   const capture = parseClusterTime(captureLiteral);
@@ -141,7 +119,7 @@ async function findSubmitted(
     captureLiteral,
     captureMicros: capture.micros,
     matchesCollection: (d) => descriptionTargetsCollection(d, config.collection),
-    sessions: sessions.split('\n').filter((n) => n !== ''),
+    sessions,
     deadline: Date.now() + LOOKUP_MS,
     describe: (err) => errorLine(err, secrets),
   });

@@ -3,7 +3,7 @@
  * `RESTORE … WITH schema_only, verify_backup_table_data, new_db_name = <scratch>, detached` on the
  * verifying cluster, waited for as the backup was, then the scratch database dropped. Every ending
  * cancels the restore job it started and drops the scratch databases it created; what is still
- * to clean up is saved for the post step (RESTORE_STATE), which calls cleanUpRestoreChecks.
+ * to clean up is saved for the post step (state.ts: restoreChecks), which calls cleanUpRestoreChecks.
  */
 import type { ApplicationNames, ClusterLink, ClusterVersion, SqlSession } from './cluster.js';
 import { parseClusterVersion, versionAtLeast } from './cluster.js';
@@ -17,7 +17,8 @@ import { waitForJob } from './wait.js';
 import { formatBytes } from './summary.js';
 import type { Deps, Timings } from './runtime.js';
 import type { ScratchEntry } from './restore-cleanup.js';
-import { dropIfPresent, RESTORE_STATE } from './restore-cleanup.js';
+import { dropIfPresent } from './restore-cleanup.js';
+import { saveState } from './state.js';
 import type { SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
 import { databaseExistsStatement, restoreCheckStatement, showBackupStatement } from './sql.js';
@@ -69,7 +70,7 @@ class CheckFailed extends Error {}
 
 export async function runRestoreCheck(d: RestoreCheckDeps): Promise<RestoreCheckOutcome> {
   const entries: ScratchEntry[] = [];
-  const save = (): void => d.saveState(RESTORE_STATE, JSON.stringify(entries));
+  const save = (): void => saveState(d, 'restoreChecks', JSON.stringify(entries));
   const results: RestoredDatabase[] = [];
   const checks: string[] = [];
   try {

@@ -13,6 +13,7 @@ import { TERMINAL_STATUSES, toJobRow } from './wait.js';
 import type { Deps } from './runtime.js';
 import { applicationNameBase, DEFAULT_TIMINGS } from './runtime.js';
 import { SecretRegistry } from './secrets.js';
+import { readMainState } from './state.js';
 import {
   databaseExistsStatement,
   dropScratchStatement,
@@ -20,9 +21,6 @@ import {
   restoreJobByScratchStatement,
 } from './sql.js';
 import type { Config } from './config.js';
-
-/** main → post state: JSON list of the restore check's jobs and scratch databases not yet cleaned up. */
-export const RESTORE_STATE = 'restore-check';
 
 export interface ScratchEntry {
   /** The scratch database name (`crdb_backup_verify_<run id>_<n>`). */
@@ -93,7 +91,7 @@ export async function cleanUpRestoreChecks(c: {
  * out of time): runs whatever the main step's ending, since only the entries still saved remain.
  */
 export async function postRestoreCheck(deps: Deps): Promise<void> {
-  const saved = deps.io.getState(RESTORE_STATE);
+  const saved = readMainState(deps.io).restoreChecks;
   if (!saved || saved === '[]') return;
   const secrets = new SecretRegistry((v) => deps.io.setSecret(v));
   let config: Config;

@@ -9,6 +9,7 @@
  */
 import * as core from '@actions/core';
 import type { Connector } from './cluster.js';
+import { errorMessage } from './errors.js';
 import { pgConnector } from './cluster.js';
 import type { StorageSettings } from './destination.js';
 import type { InputReader } from './inputs.js';
@@ -72,6 +73,24 @@ export interface Deps {
    * backstop after a signal): write the outputs and the summary as they stand.
    */
   onForcedExit?: (finish: () => Promise<void>) => void;
+}
+
+/**
+ * Append Markdown (scrubbed) to the job summary. A runner that gave no summary
+ * file is no reason to fail the step: a warning says so, ending with
+ * `afterwards` (what still holds, e.g. that the outputs are set).
+ */
+export async function writeSummaryOrWarn(
+  io: ActionIO,
+  markdown: string,
+  scrub: Scrub,
+  afterwards = '',
+): Promise<void> {
+  try {
+    await io.writeSummary(scrub(markdown));
+  } catch (err) {
+    io.warning(`Could not write the job summary (${scrub(errorMessage(err))})${afterwards}.`);
+  }
 }
 
 /** Timings that tests may shorten. */

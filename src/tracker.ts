@@ -6,7 +6,8 @@
  */
 import type { CaptureTime } from './submit.js';
 import type { JobRow } from './wait.js';
-import { STATE } from './state.js';
+import type { ActionIO } from './runtime.js';
+import { saveNoJob, saveState } from './state.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 
 export class JobTracker {
@@ -18,7 +19,11 @@ export class JobTracker {
   /** The restore check under way (verify: restore): an abort waits for its clean-up. */
   restoreRun: Promise<RestoreCheckOutcome> | undefined;
 
-  constructor(private readonly save: (name: string, value: string) => void) {}
+  private readonly io: Pick<ActionIO, 'saveState'>;
+
+  constructor(save: (name: string, value: string) => void) {
+    this.io = { saveState: save };
+  }
 
   get jobId(): string | undefined {
     return this.id;
@@ -51,9 +56,9 @@ export class JobTracker {
   sending(capture: CaptureTime, applicationName: string): void {
     this.pending ??= { capture, sessions: [] };
     this.pending.sessions.push(applicationName);
-    this.save(STATE.capture, capture.literal);
-    this.save(STATE.sessions, this.pending.sessions.join('\n'));
-    this.save(STATE.owned, 'true');
+    saveState(this.io, 'capture', capture.literal);
+    saveState(this.io, 'sessions', this.pending.sessions);
+    saveState(this.io, 'ownership', 'owned');
   }
 
   /** BACKUP answered with its job id; saved at once, so that the post step can cancel the job if this step is killed. */
@@ -61,16 +66,16 @@ export class JobTracker {
     this.id = jobId;
     this.ownedValue = true;
     this.pending = undefined;
-    this.save(STATE.jobId, jobId);
-    this.save(STATE.owned, 'true');
+    saveState(this.io, 'jobId', jobId);
+    saveState(this.io, 'ownership', 'owned');
   }
 
   /** Another run's job, followed (if-running: attach): never cancelled by this step. */
   attached(jobId: string): void {
     this.id = jobId;
     this.ownedValue = false;
-    this.save(STATE.jobId, jobId);
-    this.save(STATE.owned, 'false');
+    saveState(this.io, 'jobId', jobId);
+    saveState(this.io, 'ownership', 'attached');
   }
 
   /** The job of a BACKUP whose answer was lost, found by its capture time: this run's own. */
@@ -78,7 +83,7 @@ export class JobTracker {
     this.id = job.jobId;
     this.ownedValue = true;
     this.status = job.status;
-    this.save(STATE.jobId, job.jobId);
+    saveState(this.io, 'jobId', job.jobId);
   }
 
   /** This run's own job was cancelled in favour of one that started first. */
@@ -86,9 +91,7 @@ export class JobTracker {
     this.id = undefined;
     this.ownedValue = false;
     this.pending = undefined;
-    this.save(STATE.jobId, '');
-    this.save(STATE.owned, 'false');
-    this.save(STATE.capture, '');
+    saveNoJob(this.io);
   }
 
   /** A job read while waiting: the status an abort reports. */
@@ -107,15 +110,15 @@ export class JobTracker {
 
   /** The job may exist, unknown: the post step looks for it again and cancels it. */
   uncertain(): void {
-    this.save(STATE.owned, 'uncertain');
+    saveState(this.io, 'ownership', 'lookup-pending');
   }
 
   cancelRequested(): void {
-    this.save(STATE.owned, 'cancelled');
+    saveState(this.io, 'ownership', 'cancel-sent');
   }
 
   /** The cancel did not go through in time: the post step tries again, whatever the main step's ending. */
   cancelPending(): void {
-    this.save(STATE.owned, 'cancel-pending');
+    saveState(this.io, 'ownership', 'cancel-pending');
   }
 }
