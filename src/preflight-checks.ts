@@ -233,7 +233,7 @@ export function cancelCheck(config: Config, v: ClusterVersion, f: UserFacts, gra
   };
 }
 
-/** The options that need an enterprise licence before 24.3 (reference §9). */
+/** The options that need an enterprise licence before 24.3 (pkg/ccl/utilccl/license_check.go). */
 export function licensedOptions(config: Config, incremental: boolean): string[] {
   const out: string[] = [];
   if (config.revisionHistory) out.push('revision_history (revision-history: true)');
@@ -271,7 +271,10 @@ export function missingIamAction(error: string): string {
   return 's3:PutObject and s3:GetObject';
 }
 
-/** Before 24.3 revision_history, encryption and incrementals need an enterprise licence (reference §9). */
+/**
+ * Before 24.3 revision_history, encryption and incrementals need an enterprise licence
+ * (pkg/ccl/utilccl/license_check.go).
+ */
 export function licenceCheck(
   config: Config,
   v: ClusterVersion,

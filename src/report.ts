@@ -30,7 +30,7 @@ export function neutraliseCommands(text: string): string {
     .join('');
 }
 
-/** Outputs in DESIGN.md order; undefined ones are not written. */
+/** Outputs in action.yml's order; undefined ones are not written. */
 export interface Outputs {
   'job-id'?: string;
   status?: string;
@@ -46,7 +46,7 @@ export interface Outputs {
   'object-count'?: string;
 }
 
-/** The one vocabulary of `status` (DESIGN.md), the same for the same ending on every version. */
+/** The one vocabulary of `status` (action.yml), the same for the same ending on every version. */
 export type Status =
   | 'succeeded'
   | 'failed'

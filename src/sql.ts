@@ -191,7 +191,7 @@ function checkJobId(jobId: string): string {
 }
 
 /**
- * The restore check (DESIGN.md "Restore check"): the schema restored into a scratch database and
+ * The restore check (`verify: restore`): the schema restored into a scratch database and
  * every row read back and checksummed, not written (`schema_only, verify_backup_table_data`;
  * CockroachDB docs "Backup Validation", 22.2+). `scratch` is a name this action made and
  * validated; the collection, the subdirectory and the key travel as bind parameters.

@@ -22,7 +22,7 @@ function read(over: Record<string, string> = {}, env: Record<string, string> = {
 }
 
 describe('readConfig defaults', () => {
-  it('applies every default of DESIGN.md', () => {
+  it('applies every default of action.yml', () => {
     const { config } = read().run();
     expect(config).toMatchObject({
       s3PathStyle: 'auto',
