@@ -3,7 +3,7 @@
  * the AWS credentials (inputs or environment), the endpoint and the role.
  */
 import type { AwsCredentials, Collection, S3Auth } from './config.js';
-import { clip, InputError } from './input-error.js';
+import { clip, InputError } from './errors.js';
 import type { InputName } from './inputs.js';
 import type { SecretRegistry } from './secrets.js';
 

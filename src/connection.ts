@@ -4,7 +4,7 @@
  * CockroachDB read them; and the secrets a connection string carries.
  */
 import type { ConnectionConfig, SslMode } from './config.js';
-import { clip, InputError } from './input-error.js';
+import { clip, InputError } from './errors.js';
 
 /** Query parameters that carry a secret in libpq's and pg's vocabulary (password, sslpassword, sslkey…). */
 const SECRET_PARAM = /pass|secret|token|key/i;

@@ -1,9 +1,27 @@
 /**
- * Errors that belong to no one module's domain, and the way any thrown value
- * becomes a line of text for a log, the step's failure or the summary.
+ * The error classes (a rejected input, an abort, the main step's failure) and
+ * the way any thrown value becomes a line of text for a log, the step's
+ * failure or the summary.
  */
 import type { RunReport } from './report.js';
 import type { SecretRegistry } from './secrets.js';
+
+/** The error every rejected input throws: it names the input and says what to write. */
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(`Input \`${input}\`: ${message}`);
+    this.name = 'InputError';
+  }
+}
+
+/** A value quoted in an error message: on one line, at most 60 characters. */
+export function clip(s: string): string {
+  const oneLine = s.replace(/[\r\n]+/g, '⏎');
+  return oneLine.length > 60 ? `${oneLine.slice(0, 57)}…` : oneLine;
+}
 
 /** The run was aborted (the runner sent a signal): whatever was under way stops. */
 export class AbortedError extends Error {

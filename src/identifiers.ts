@@ -1,5 +1,5 @@
 /** Database and role names as a user writes them in an input, folded as SQL folds them. */
-import { clip, InputError } from './input-error.js';
+import { clip, InputError } from './errors.js';
 
 const MAX_IDENTIFIER_BYTES = 128;
 const MAX_ROLE_BYTES = 63;

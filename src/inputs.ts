@@ -16,12 +16,10 @@ import {
   transportWarnings,
 } from './connection.js';
 import { parseDatabaseList, parseRole } from './identifiers.js';
-import { clip, InputError } from './input-error.js';
+import { clip, InputError } from './errors.js';
 import { parseAsOfSystemTime, parseDuration } from './time.js';
 import { pruningEnabled } from './prune.js';
 import type { SecretRegistry } from './secrets.js';
-
-export { InputError };
 
 export type InputReader = (name: string) => string;
 type Env = Readonly<Record<string, string | undefined>>;

@@ -4,7 +4,7 @@
  * and durations.
  */
 import type { AsOfSystemTime } from './config.js';
-import { clip, InputError } from './input-error.js';
+import { clip, InputError } from './errors.js';
 import { formatTimestampMicros } from './sql.js';
 
 export interface ClusterTime {

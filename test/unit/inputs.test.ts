@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InputError, readConfig, summaryWanted } from '../../src/inputs.js';
+import { InputError } from '../../src/errors.js';
+import { readConfig, summaryWanted } from '../../src/inputs.js';
 import { parseAsOfSystemTime, parseDuration } from '../../src/time.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import { BAD_INPUT_CASES } from '../e2e/bad-inputs.cases.js';
