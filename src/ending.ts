@@ -64,7 +64,7 @@ async function onTimeout(ctx: StepContext): Promise<string> {
   if (ctx.config.onTimeout === 'leave') {
     return 'It is left running (on-timeout: leave): follow it with SHOW JOB ' + ctx.job.jobId + '.';
   }
-  return cancelOwnJob(ctx, 'on-timeout: cancel');
+  return (await cancelOwnJob(ctx, 'on-timeout: cancel')).text;
 }
 
 const abortHandling = new WeakMap<StepContext, Promise<StepFailure>>();
@@ -179,12 +179,19 @@ async function onAbort(ctx: StepContext, deadline: number): Promise<string> {
   if (!ctx.config.cancelOnAbort) {
     return `Job ${ctx.job.jobId} is left running (cancel-on-abort: false).`;
   }
-  return cancelOwnJob(ctx, 'cancel-on-abort', Math.max(500, deadline - Date.now()));
+  return (await cancelOwnJob(ctx, 'cancel-on-abort', Math.max(500, deadline - Date.now()))).text;
 }
 
-/** Cancel this run's own job (on abort, on timeout, or yielding to another run); returns the line logged. */
-export async function cancelOwnJob(ctx: StepContext, why: string, totalTimeoutMs?: number): Promise<string> {
-  const { text, ownership } = await cancelRunJob({
+/**
+ * Cancel this run's own job (on abort, on timeout, or yielding to another run); returns the line
+ * logged and whether the job is now stopped or stopping (cancel sent, or it had already ended).
+ */
+export async function cancelOwnJob(
+  ctx: StepContext,
+  why: string,
+  totalTimeoutMs?: number,
+): Promise<{ text: string; stopped: boolean }> {
+  const { result, text, ownership } = await cancelRunJob({
     connector: ctx.deps.connector,
     config: ctx.config,
     jobId: ctx.job.jobId!,
@@ -199,7 +206,7 @@ export async function cancelOwnJob(ctx: StepContext, why: string, totalTimeoutMs
   if (ownership === 'cancel-sent') ctx.job.cancelRequested();
   // The post step tries again, whatever the main step's ending.
   if (ownership === 'cancel-pending') ctx.job.cancelPending();
-  return text;
+  return { text, stopped: result.kind === 'requested' || result.kind === 'already-finished' };
 }
 
 /** The promise's outcome if it settles by `deadline` (Date.now() time), else undefined. */

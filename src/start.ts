@@ -131,8 +131,8 @@ async function yieldTo(ctx: StepContext, other: JobRow): Promise<JobRow | 'resub
   const decision = decideYield(mode, other, own, ctx.config.collection.display);
   ctx.log(decision.log);
   if (decision.kind === 'keep') return 'keep';
-  const text = await cancelOwnJob(ctx, `if-running: ${mode}, job ${other.jobId} started first`);
-  if (!/^CANCEL JOB \d+ sent|had already ended/.test(text)) {
+  const { stopped } = await cancelOwnJob(ctx, `if-running: ${mode}, job ${other.jobId} started first`);
+  if (!stopped) {
     ctx.log(`Job ${own} could not be cancelled, so it is kept.`);
     return 'keep';
   }
