@@ -5,11 +5,12 @@
 import * as core from '@actions/core';
 import { run } from './main.js';
 import { runPost } from './post.js';
-import { installSignalHandlers } from './runtime.js';
+import { coreIO, installSignalHandlers } from './runtime.js';
+import { isPostStep, markPostNext } from './state.js';
 
 async function main(): Promise<void> {
-  const isPost = core.getState('isPost') === 'true';
-  if (!isPost) core.saveState('isPost', 'true');
+  const isPost = isPostStep(coreIO);
+  if (!isPost) markPostNext(coreIO);
   installSignalHandlers();
   const code = isPost ? await runPost() : await run();
   // Keep-alive sockets of the S3 client must not hold the step open.

@@ -8,7 +8,7 @@
 import { adviceForSubmitError } from './advice.js';
 import type { ClusterVersion, Connector, SqlSession } from './cluster.js';
 import { ApplicationNames, ClusterLink, sqlState, versionAtLeast } from './cluster.js';
-import { errorLine, errorMessage } from './errors.js';
+import { errorLine } from './errors.js';
 import type { BackupDestination, StorageSettings } from './destination.js';
 import { buildBackupDestination } from './destination.js';
 import type { CaptureTime } from './submit.js';
@@ -35,6 +35,7 @@ import {
 import { ifRunningCheck, planCheck } from './preflight-plan.js';
 import { nodeAccessCheck, pruneCheck, runnerAccessCheck } from './preflight-storage.js';
 import type { ActionIO, Clock } from './runtime.js';
+import { writeSummaryOrWarn } from './runtime.js';
 import type { SecretRegistry } from './secrets.js';
 import type { Statement } from './sql.js';
 import {
@@ -100,13 +101,8 @@ export async function runDryRun(ctx: DryRunContext): Promise<number> {
   } else {
     ctx.io.info(`Dry run: all ${result.checks.length} checks passed or were skipped; nothing was changed.`);
   }
-  if (ctx.config.summary) {
-    try {
-      await ctx.io.writeSummary(scrub(renderChecklist(result, ctx)));
-    } catch (err) {
-      ctx.io.warning(`Could not write the job summary (${scrub(errorMessage(err))}); the outputs are set.`);
-    }
-  }
+  if (ctx.config.summary)
+    await writeSummaryOrWarn(ctx.io, renderChecklist(result, ctx), scrub, '; the outputs are set');
   return failed.length === 0 ? 0 : 1;
 }
 

@@ -35,6 +35,8 @@ const KEYS = {
   capture: 'submit-capture',
   sessions: 'submit-sessions',
   restoreChecks: 'restore-check',
+  /** Set by the main step as it starts: the runner runs the same bundle again as the post step. */
+  isPost: 'isPost',
 } as const;
 
 /** What each key holds. */
@@ -109,4 +111,14 @@ export function readMainState(io: Pick<ActionIO, 'getState'>): MainState {
       .filter((n) => n !== ''),
     restoreChecks: io.getState(KEYS.restoreChecks),
   };
+}
+
+/** Whether this process is the post step: the main step marks the state before anything else. */
+export function isPostStep(io: Pick<ActionIO, 'getState'>): boolean {
+  return io.getState(KEYS.isPost) === 'true';
+}
+
+/** The main step, first thing: the next run of the bundle in this job is the post step. */
+export function markPostNext(io: Pick<ActionIO, 'saveState'>): void {
+  io.saveState(KEYS.isPost, 'true');
 }
