@@ -9,12 +9,7 @@ import type { Connected } from './connect.js';
 import { connect, grant } from './connect.js';
 import { StepContext } from './context.js';
 import type { BackupDestination } from './destination.js';
-import {
-  buildBackupDestination,
-  descriptionTargetsCollection,
-  storageSettings,
-  subdirFromDescription,
-} from './destination.js';
+import { buildBackupDestination, storageSettings, subdirFromDescription } from './destination.js';
 import { abortFailure, forcedExit, settle, untilAborted } from './ending.js';
 import { AbortedError, errorLine, StepFailure } from './errors.js';
 import { readConfig, summaryWanted } from './inputs.js';
@@ -25,7 +20,7 @@ import { normalizeFullSubdir } from './layout.js';
 import type { Plan } from './plan.js';
 import { plannedFullSubdir } from './plan.js';
 import { runDryRun } from './preflight.js';
-import { PruneFailure, pruneAfterBackup, pruningEnabled, readPruneFacts } from './prune.js';
+import { pruneCollection, pruningEnabled } from './prune.js';
 import { finalOutputs, ReportBuilder, writeOutputs } from './report.js';
 import { runRestoreCheckFor } from './restore-check.js';
 import type { Deps, Timings } from './runtime.js';
@@ -247,36 +242,16 @@ async function verify(
 }
 
 async function prune(ctx: StepContext, protectFullSubdir: string, verified: boolean): Promise<void> {
-  const { config } = ctx;
-  let summary;
-  try {
-    // Ages against the cluster's clock; chains that running backup jobs write into are skipped.
-    const facts = await ctx.link.withReconnect(
-      'reading the cluster clock and running backups for pruning',
-      (s) => readPruneFacts(s, (d) => descriptionTargetsCollection(d, config.collection)),
-      { budgetMs: ctx.timings.reconnectBudgetMs, signal: ctx.deps.signal },
-    );
-    summary = await pruneAfterBackup({
-      config,
-      openStore: ctx.openStore,
-      protectFullSubdir,
-      now: facts.now,
-      busy: facts.busy,
-      log: (m) => ctx.log(m),
-      verified,
-    });
-  } catch (err) {
-    if (!(err instanceof PruneFailure)) throw err;
-    if (err.summary) ctx.report.recordPrune(err.summary);
-    throw new StepFailure(err.message, 'prune-failed');
-  }
-  if (!summary) return;
-  ctx.report.recordPrune(summary);
-  if (summary.failures.length > 0) {
-    throw new StepFailure(
-      summary.failureMessage ??
-        `Pruning failed for ${summary.failures.length} object(s): ${summary.failures.slice(0, 5).join('; ')}`,
-      'prune-failed',
-    );
-  }
+  const { summary, failure } = await pruneCollection({
+    config: ctx.config,
+    link: ctx.link,
+    openStore: ctx.openStore,
+    protectFullSubdir,
+    verified,
+    reconnectBudgetMs: ctx.timings.reconnectBudgetMs,
+    signal: ctx.deps.signal,
+    log: (m) => ctx.log(m),
+  });
+  if (summary) ctx.report.recordPrune(summary);
+  if (failure !== undefined) throw new StepFailure(failure, 'prune-failed');
 }

@@ -3,9 +3,9 @@
  * go (the retention rules), and the driver that runs after a verified backup
  * and says what happened. Deleting the objects is prune-delete.ts.
  */
-import type { SqlSession } from './cluster.js';
+import type { ClusterLink, SqlSession } from './cluster.js';
 import type { StorageSettings } from './destination.js';
-import { storageSettings, subdirFromDescription } from './destination.js';
+import { descriptionTargetsCollection, storageSettings, subdirFromDescription } from './destination.js';
 import { findRunningBackups } from './submit.js';
 import { parseClusterTime } from './time.js';
 import { folderKey, normalizeFullSubdir, readLatestFullSubdir } from './layout.js';
@@ -195,6 +195,59 @@ const PRUNE_FAILED = 'The backup succeeded and was verified, but pruning failed'
 
 const VERSIONED_NOTE =
   'On a versioned bucket, deleting only adds delete markers: the old versions stay until a lifecycle rule expires them.';
+
+/** What pruning after the backup needs from the main step. */
+export interface PruneAfterBackupStep {
+  config: Config;
+  link: Pick<ClusterLink, 'withReconnect'>;
+  openStore: (settings: StorageSettings) => Promise<ObjectStore>;
+  /** The chain this run's backup is in: never pruned. */
+  protectFullSubdir: string;
+  verified: boolean;
+  reconnectBudgetMs: number;
+  signal: AbortSignal;
+  log: (message: string) => void;
+}
+
+/**
+ * The pruning phase: read the cluster's clock and running backups, then
+ * prune. Returns what the summary shows and, when pruning failed, the line
+ * the step fails with; errors that are not pruning's own (the cluster could
+ * not be read) are thrown as they are.
+ */
+export async function pruneCollection(
+  p: PruneAfterBackupStep,
+): Promise<{ summary?: PruneSummary; failure?: string }> {
+  let summary: PruneSummary | undefined;
+  try {
+    // Ages against the cluster's clock; chains that running backup jobs write into are skipped.
+    const facts = await p.link.withReconnect(
+      'reading the cluster clock and running backups for pruning',
+      (s) => readPruneFacts(s, (d) => descriptionTargetsCollection(d, p.config.collection)),
+      { budgetMs: p.reconnectBudgetMs, signal: p.signal },
+    );
+    summary = await pruneAfterBackup({
+      config: p.config,
+      openStore: p.openStore,
+      protectFullSubdir: p.protectFullSubdir,
+      now: facts.now,
+      busy: facts.busy,
+      log: p.log,
+      verified: p.verified,
+    });
+  } catch (err) {
+    if (!(err instanceof PruneFailure)) throw err;
+    return err.summary ? { summary: err.summary, failure: err.message } : { failure: err.message };
+  }
+  if (!summary) return {};
+  if (summary.failures.length === 0) return { summary };
+  return {
+    summary,
+    failure:
+      summary.failureMessage ??
+      `Pruning failed for ${summary.failures.length} object(s): ${summary.failures.slice(0, 5).join('; ')}`,
+  };
+}
 
 /**
  * Prune after a verified backup only; returns what the summary shows, or
