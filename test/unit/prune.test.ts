@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { StorageSettings } from '../../src/destination.js';
 import { readConfig } from '../../src/inputs.js';
 import { executePrune, measureChains } from '../../src/prune-delete.js';
-import { PruneFailure, pruneAfterBackup, planPrune } from '../../src/prune.js';
+import { PruneFailure, pruneAfterBackup, pruneCollection, planPrune } from '../../src/prune.js';
+import type { SqlSession } from '../../src/cluster.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import type { Chain, ListEntry, ObjectStore } from '../../src/storage.js';
 import { listChains, openObjectStore, storageErrorText } from '../../src/storage.js';
@@ -155,6 +156,59 @@ describe('pruneAfterBackup', () => {
     await expect(prune({ openStore: () => Promise.reject(new Error('no SDK')) })).rejects.toThrow(
       'The backup succeeded and was verified, but pruning failed while opening the bucket bucket: no SDK. Nothing was deleted.',
     );
+  });
+});
+
+describe('pruneCollection (the pruning phase)', () => {
+  /** A cluster link whose session answers the clock read, and no running backup jobs. */
+  const link = (now: unknown = '2026-11-24 12:00:00.000000+00:00') => {
+    const statements: string[] = [];
+    const session: SqlSession = {
+      applicationName: 'test',
+      broken: false,
+      close: async () => undefined,
+      query: async (stmt) => {
+        statements.push(stmt.text);
+        return /now\(\)/.test(stmt.text) ? [{ now: now as string }] : [];
+      },
+    };
+    return {
+      statements,
+      withReconnect: <T>(_what: string, fn: (s: SqlSession) => Promise<T>) => fn(session),
+    };
+  };
+  const phase = (over: Partial<Parameters<typeof pruneCollection>[0]> = {}) =>
+    pruneCollection({
+      config: config({ 'prune-keep-last': '1' }),
+      link: link(),
+      openStore: async () => fakeStore({ list: () => [] }),
+      protectFullSubdir: FULL,
+      verified: true,
+      reconnectBudgetMs: 1_000,
+      signal: new AbortController().signal,
+      log: () => undefined,
+      ...over,
+    });
+
+  it('reads the cluster clock and running backups first, then returns the failure line of a pruning failure', async () => {
+    const cluster = link();
+    const result = await phase({ link: cluster, openStore: () => Promise.reject(new Error('no SDK')) });
+    expect(cluster.statements[0]).toBe('SELECT now() AS now');
+    expect(cluster.statements.length).toBeGreaterThanOrEqual(2);
+    expect(result.failure).toBe(
+      'The backup succeeded and was verified, but pruning failed while opening the bucket bucket: no SDK. Nothing was deleted.',
+    );
+    expect(result.summary).toBeUndefined();
+  });
+
+  it("throws, as it is, an error that is not pruning's own (the cluster clock could not be read)", async () => {
+    await expect(phase({ link: link('not a time') })).rejects.toThrow(/could not read the cluster clock/);
+  });
+
+  it('returns nothing to record when the backup was not verified', async () => {
+    const lines: string[] = [];
+    expect(await phase({ verified: false, log: (m) => lines.push(m) })).toEqual({});
+    expect(lines).toEqual(["Pruning skipped: this run's backup was not verified."]);
   });
 });
 

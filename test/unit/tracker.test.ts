@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { captureTimeFromMicros } from '../../src/submit.js';
 import type { JobRow } from '../../src/wait.js';
 import { JobTracker } from '../../src/tracker.js';
+import { isPostStep, markPostNext } from '../../src/state.js';
+import { RecordingIO } from '../support/fakes.js';
 
 function tracker() {
   const saved: [string, string][] = [];
@@ -78,5 +80,15 @@ describe('JobTracker: what an abort and the post step know of the job', () => {
       ['job-owned', 'cancelled'],
       ['job-owned', 'cancel-pending'],
     ]);
+  });
+});
+
+describe('which step a run of the bundle is', () => {
+  it('is the main step until the main step marks the state, then the post step', () => {
+    const io = new RecordingIO();
+    expect(isPostStep(io)).toBe(false);
+    markPostNext(io);
+    expect(io.state).toEqual({ isPost: 'true' });
+    expect(isPostStep(io)).toBe(true);
   });
 });
