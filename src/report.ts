@@ -6,7 +6,7 @@
  */
 import { jobDurationSeconds } from './time.js';
 import type { JobRow } from './wait.js';
-import { normalizeFullSubdir } from './layout.js';
+import { joinUri, normalizeFullSubdir } from './layout.js';
 import type { Config } from './config.js';
 import type { ActionIO, Scrub } from './runtime.js';
 import type { PruneSummary } from './prune.js';
@@ -271,10 +271,6 @@ export class ReportBuilder {
     this.report.error ??=
       `The workflow run was cancelled and the step could not finish in time. ${job}`.trim();
   }
-}
-
-function joinUri(collection: string, subdir: string): string {
-  return `${collection.replace(/\/+$/, '')}/${subdir.replace(/^\/+/, '')}`;
 }
 
 /** `AccessDenied × 980, InternalError × 2`, most frequent first. */
