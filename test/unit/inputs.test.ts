@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { readConfig, summaryWanted } from '../../src/inputs.js';
-import { parseAsOfSystemTime, parseDuration } from '../../src/time.js';
 import { SecretRegistry } from '../../src/secrets.js';
 import { BAD_INPUT_CASES } from '../e2e/bad-inputs.cases.js';
 
@@ -112,37 +111,6 @@ describe('readConfig defaults', () => {
         .run()
         .warnings.join(),
     ).toMatch(/unencrypted/);
-  });
-});
-
-describe('grammar', () => {
-  it('parses durations', () => {
-    expect(parseDuration('500ms')).toBe(500);
-    expect(parseDuration('1h30m')).toBe(5_400_000);
-    expect(parseDuration('30d')).toBe(2_592_000_000);
-    expect(parseDuration('90')).toBe(90_000);
-    expect(parseDuration('-5s')).toBeUndefined();
-    expect(parseDuration('5 m')).toBeUndefined();
-  });
-  it('reads timestamps with the grammar of the cluster time, and rejects impossible or future ones', () => {
-    expect(parseAsOfSystemTime('2026-01-02T03:04:05Z')).toMatchObject({ iso: '2026-01-02T03:04:05.000000Z' });
-    expect(parseAsOfSystemTime('2026-01-02 03:04:05.123456789 -0130')).toMatchObject({
-      iso: '2026-01-02T04:34:05.123456Z',
-    });
-    expect(() => parseAsOfSystemTime('2026-02-30 00:00:00')).toThrow(/is not a valid date and time/);
-    expect(() => parseAsOfSystemTime('2026-01-02 25:00:00')).toThrow(/is not a valid date and time/);
-    expect(() => parseAsOfSystemTime('2999-01-02 03:04:05')).toThrow(/is in the future/);
-    expect(() => parseAsOfSystemTime('2026-01-02 03:04')).toThrow(
-      /neither a negative interval nor a timestamp/,
-    );
-  });
-  it("reads -1m30s as 90 seconds, not CockroachDB's 30", () => {
-    expect(parseAsOfSystemTime('-1m30s')).toMatchObject({ kind: 'interval', micros: 90_000_000n });
-    expect(parseAsOfSystemTime('-500ms')).toMatchObject({ micros: 500_000n });
-    expect(parseAsOfSystemTime('2026-01-02 03:04:05.5+02:00')).toMatchObject({
-      kind: 'timestamp',
-      iso: '2026-01-02T01:04:05.500000Z',
-    });
   });
 });
 

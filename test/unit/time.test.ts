@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { formatDurationMs, jobDurationSeconds, microsToIso, parseClusterTime } from '../../src/time.js';
+import {
+  formatDurationMs,
+  jobDurationSeconds,
+  microsToIso,
+  parseAsOfSystemTime,
+  parseClusterTime,
+  parseDuration,
+} from '../../src/time.js';
 
 describe('parseClusterTime', () => {
   it('reads TIMESTAMP as UTC and keeps microseconds', () => {
@@ -42,5 +49,36 @@ describe('formatDurationMs', () => {
     expect(formatDurationMs(59_400)).toBe('59s');
     expect(formatDurationMs(61_000)).toBe('1m01s');
     expect(formatDurationMs(2 * 3_600_000 + 5 * 60_000)).toBe('2h05m');
+  });
+});
+
+describe('grammar', () => {
+  it('parses durations', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('30d')).toBe(2_592_000_000);
+    expect(parseDuration('90')).toBe(90_000);
+    expect(parseDuration('-5s')).toBeUndefined();
+    expect(parseDuration('5 m')).toBeUndefined();
+  });
+  it('reads timestamps with the grammar of the cluster time, and rejects impossible or future ones', () => {
+    expect(parseAsOfSystemTime('2026-01-02T03:04:05Z')).toMatchObject({ iso: '2026-01-02T03:04:05.000000Z' });
+    expect(parseAsOfSystemTime('2026-01-02 03:04:05.123456789 -0130')).toMatchObject({
+      iso: '2026-01-02T04:34:05.123456Z',
+    });
+    expect(() => parseAsOfSystemTime('2026-02-30 00:00:00')).toThrow(/is not a valid date and time/);
+    expect(() => parseAsOfSystemTime('2026-01-02 25:00:00')).toThrow(/is not a valid date and time/);
+    expect(() => parseAsOfSystemTime('2999-01-02 03:04:05')).toThrow(/is in the future/);
+    expect(() => parseAsOfSystemTime('2026-01-02 03:04')).toThrow(
+      /neither a negative interval nor a timestamp/,
+    );
+  });
+  it("reads -1m30s as 90 seconds, not CockroachDB's 30", () => {
+    expect(parseAsOfSystemTime('-1m30s')).toMatchObject({ kind: 'interval', micros: 90_000_000n });
+    expect(parseAsOfSystemTime('-500ms')).toMatchObject({ micros: 500_000n });
+    expect(parseAsOfSystemTime('2026-01-02 03:04:05.5+02:00')).toMatchObject({
+      kind: 'timestamp',
+      iso: '2026-01-02T01:04:05.500000Z',
+    });
   });
 });
