@@ -1,64 +1,21 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { StorageSettings } from '../../src/destination.js';
-import { readConfig } from '../../src/inputs.js';
 import { executePrune, measureChains } from '../../src/prune-delete.js';
 import { PruneFailure, pruneAfterBackup, pruneCollection, planPrune } from '../../src/prune.js';
 import type { SqlSession } from '../../src/cluster.js';
-import { SecretRegistry } from '../../src/secrets.js';
-import type { Chain, ListEntry, ObjectStore } from '../../src/storage.js';
+import type { Chain, ObjectStore } from '../../src/storage.js';
 import { listChains, openObjectStore, storageErrorText } from '../../src/storage.js';
-import type { Config } from '../../src/config.js';
 import type { S3TestServer } from '../support/s3/server.js';
 import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+import {
+  testConfig as config,
+  fakeStore,
+  implicitAuth as implicit,
+  noCredentials,
+} from '../support/store-fakes.js';
 import { seedCollection } from '../support/seed.js';
 
 const FULL = '/2026/11/24-114035.12';
-
-function config(over: Record<string, string> = {}): Config {
-  const all: Record<string, string> = {
-    'connection-string': 'postgresql://root:pw@db.internal:26257/defaultdb?sslmode=verify-full',
-    collection: 's3://bucket/path',
-    'aws-access-key-id': 'AKIAEXAMPLE',
-    'aws-secret-access-key': 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-    'aws-region': 'eu-west-1',
-    ...over,
-  };
-  for (const [k, v] of Object.entries(all)) if (v === '') delete all[k];
-  return readConfig((n) => all[n] ?? '', {}, new SecretRegistry()).config;
-}
-
-const implicit = { 's3-auth': 'implicit', 'aws-access-key-id': '', 'aws-secret-access-key': '' };
-
-interface FakeStoreOptions {
-  list?: (prefix: string, opts?: { delimiter?: string }) => ListEntry[] | Error;
-  get?: (key: string) => Buffer | undefined | Error;
-}
-
-function fakeStore(o: FakeStoreOptions = {}): ObjectStore & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    calls,
-    async *list(prefix, opts) {
-      calls.push(`list ${prefix}`);
-      const out = o.list ? o.list(prefix, opts) : [{ key: `${prefix}BACKUP_MANIFEST`, size: 8 }];
-      if (out instanceof Error) throw out;
-      yield* out;
-    },
-    async get(key) {
-      calls.push(`get ${key}`);
-      const out = o.get ? o.get(key) : Buffer.from('manifest');
-      if (out instanceof Error) throw out;
-      return out;
-    },
-    deleteMany: async (keys) => ({ deleted: keys, errors: [] }),
-    requestCounts: () => ({}),
-  };
-}
-
-const noCredentials = () =>
-  Object.assign(new Error('Could not load credentials from any providers'), {
-    name: 'CredentialsProviderError',
-  });
 
 const chain = (subdir: string, end: string, hasManifest = true): Chain => ({
   fullSubdir: subdir,

@@ -7,35 +7,23 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { ClusterLink, Row } from '../../src/cluster.js';
 import { AbortedError } from '../../src/errors.js';
 import type { StorageSettings } from '../../src/destination.js';
-import { readConfig } from '../../src/inputs.js';
 import { captureTimeFromMicros } from '../../src/submit.js';
-import { SecretRegistry } from '../../src/secrets.js';
 import type { Statement } from '../../src/sql.js';
-import type { ListEntry, ObjectStore } from '../../src/storage.js';
+import type { ObjectStore } from '../../src/storage.js';
 import { openObjectStore } from '../../src/storage.js';
-import type { Config } from '../../src/config.js';
 import type { VerifyInput } from '../../src/verify.js';
 import { verifyBackup, verifyLayerObjects } from '../../src/verify.js';
 import type { S3TestServer } from '../support/s3/server.js';
 import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+import {
+  testConfig as config,
+  fakeStore,
+  implicitAuth as implicit,
+  noCredentials,
+} from '../support/store-fakes.js';
 import { sqlError } from '../support/fakes.js';
 
 const FULL = '/2026/11/24-114035.12';
-
-function config(over: Record<string, string> = {}): Config {
-  const all: Record<string, string> = {
-    'connection-string': 'postgresql://root:pw@db.internal:26257/defaultdb?sslmode=verify-full',
-    collection: 's3://bucket/path',
-    'aws-access-key-id': 'AKIAEXAMPLE',
-    'aws-secret-access-key': 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-    'aws-region': 'eu-west-1',
-    ...over,
-  };
-  for (const [k, v] of Object.entries(all)) if (v === '') delete all[k];
-  return readConfig((n) => all[n] ?? '', {}, new SecretRegistry()).config;
-}
-
-const implicit = { 's3-auth': 'implicit', 'aws-access-key-id': '', 'aws-secret-access-key': '' };
 
 /** A link whose queries answer through `respond`. */
 function link(respond: (stmt: Statement) => Row[] | Promise<Row[]>): ClusterLink & { sent: string[] } {
@@ -54,39 +42,8 @@ function link(respond: (stmt: Statement) => Row[] | Promise<Row[]>): ClusterLink
 
 const listsTheBackup = () => link((s) => (s.text.startsWith('SHOW BACKUPS') ? [{ path: FULL }] : []));
 
-interface FakeStoreOptions {
-  list?: (prefix: string, opts?: { delimiter?: string }) => ListEntry[] | Error;
-  get?: (key: string) => Buffer | undefined | Error;
-}
-
-function fakeStore(o: FakeStoreOptions = {}): ObjectStore & { calls: string[] } {
-  const calls: string[] = [];
-  return {
-    calls,
-    async *list(prefix, opts) {
-      calls.push(`list ${prefix}`);
-      const out = o.list ? o.list(prefix, opts) : [{ key: `${prefix}BACKUP_MANIFEST`, size: 8 }];
-      if (out instanceof Error) throw out;
-      yield* out;
-    },
-    async get(key) {
-      calls.push(`get ${key}`);
-      const out = o.get ? o.get(key) : Buffer.from('manifest');
-      if (out instanceof Error) throw out;
-      return out;
-    },
-    deleteMany: async (keys) => ({ deleted: keys, errors: [] }),
-    requestCounts: () => ({}),
-  };
-}
-
 const s3Error = (name: string, status: number, message: string) =>
   Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status } });
-
-const noCredentials = () =>
-  Object.assign(new Error('Could not load credentials from any providers'), {
-    name: 'CredentialsProviderError',
-  });
 
 function input(over: Partial<VerifyInput> & { store?: ObjectStore } = {}): VerifyInput {
   const store = over.store ?? fakeStore();
