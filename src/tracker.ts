@@ -7,12 +7,14 @@
 import type { CaptureTime } from './submit.js';
 import type { JobRow } from './wait.js';
 import type { ActionIO } from './runtime.js';
+import type { Ownership } from './state.js';
 import { saveNoJob, saveState } from './state.js';
 import type { RestoreCheckOutcome } from './restore-check.js';
 
 export class JobTracker {
   private id: string | undefined;
-  private ownedValue = false;
+  /** As saved for the post step; undefined until BACKUP is sent or a job attached. */
+  private ownershipValue: Ownership | undefined;
   private pending: { capture: CaptureTime; sessions: string[] } | undefined;
   private status: string | undefined;
   private endedValue = false;
@@ -31,7 +33,11 @@ export class JobTracker {
 
   /** Created by this run's BACKUP (or found after its answer was lost): it may be cancelled. */
   get owned(): boolean {
-    return this.ownedValue;
+    return this.id !== undefined && this.ownershipValue !== undefined && this.ownershipValue !== 'attached';
+  }
+
+  get ownership(): Ownership | undefined {
+    return this.ownershipValue;
   }
 
   /** The BACKUP sent (or being sent) whose job id has not arrived: how to find its job. */
@@ -58,30 +64,28 @@ export class JobTracker {
     this.pending.sessions.push(applicationName);
     saveState(this.io, 'capture', capture.literal);
     saveState(this.io, 'sessions', this.pending.sessions);
-    saveState(this.io, 'ownership', 'owned');
+    this.own('owned');
   }
 
   /** BACKUP answered with its job id; saved at once, so that the post step can cancel the job if this step is killed. */
   created(jobId: string): void {
     this.id = jobId;
-    this.ownedValue = true;
     this.pending = undefined;
     saveState(this.io, 'jobId', jobId);
-    saveState(this.io, 'ownership', 'owned');
+    this.own('owned');
   }
 
   /** Another run's job, followed (if-running: attach): never cancelled by this step. */
   attached(jobId: string): void {
     this.id = jobId;
-    this.ownedValue = false;
     saveState(this.io, 'jobId', jobId);
-    saveState(this.io, 'ownership', 'attached');
+    this.own('attached');
   }
 
   /** The job of a BACKUP whose answer was lost, found by its capture time: this run's own. */
   found(job: JobRow): void {
     this.id = job.jobId;
-    this.ownedValue = true;
+    this.ownershipValue = 'owned';
     this.status = job.status;
     saveState(this.io, 'jobId', job.jobId);
   }
@@ -89,8 +93,8 @@ export class JobTracker {
   /** This run's own job was cancelled in favour of one that started first. */
   givenUp(): void {
     this.id = undefined;
-    this.ownedValue = false;
     this.pending = undefined;
+    this.ownershipValue = 'attached';
     saveNoJob(this.io);
   }
 
@@ -110,15 +114,20 @@ export class JobTracker {
 
   /** The job may exist, unknown: the post step looks for it again and cancels it. */
   uncertain(): void {
-    saveState(this.io, 'ownership', 'lookup-pending');
+    this.own('lookup-pending');
   }
 
   cancelRequested(): void {
-    saveState(this.io, 'ownership', 'cancel-sent');
+    this.own('cancel-sent');
   }
 
   /** The cancel did not go through in time: the post step tries again, whatever the main step's ending. */
   cancelPending(): void {
-    saveState(this.io, 'ownership', 'cancel-pending');
+    this.own('cancel-pending');
+  }
+
+  private own(ownership: Ownership): void {
+    this.ownershipValue = ownership;
+    saveState(this.io, 'ownership', ownership);
   }
 }

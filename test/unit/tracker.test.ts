@@ -83,6 +83,35 @@ describe('JobTracker: what an abort and the post step know of the job', () => {
   });
 });
 
+describe('JobTracker: the ownership it holds is the one it saved', () => {
+  const capture = captureTimeFromMicros(1_764_000_000_000_000n);
+
+  it('an owned job stays cancellable after CANCEL JOB was sent or is pending; an attached one never is', () => {
+    const { t } = tracker();
+    expect([t.ownership, t.owned]).toEqual([undefined, false]);
+    t.sending(capture, 'app 1');
+    // Sent, no job id yet: nothing to cancel by id.
+    expect([t.ownership, t.owned]).toEqual(['owned', false]);
+    t.created('5');
+    expect([t.ownership, t.owned]).toEqual(['owned', true]);
+    t.cancelRequested();
+    expect([t.ownership, t.owned]).toEqual(['cancel-sent', true]);
+    t.cancelPending();
+    expect([t.ownership, t.owned]).toEqual(['cancel-pending', true]);
+    t.givenUp();
+    expect([t.ownership, t.owned]).toEqual(['attached', false]);
+    t.attached('6');
+    expect([t.ownership, t.owned]).toEqual(['attached', false]);
+  });
+
+  it('a BACKUP whose job could not be looked up is pending a lookup, and not cancellable by id', () => {
+    const { t, state } = tracker();
+    t.sending(capture, 'app 1');
+    t.uncertain();
+    expect([t.ownership, t.owned, state()['job-owned']]).toEqual(['lookup-pending', false, 'uncertain']);
+  });
+});
+
 describe('which step a run of the bundle is', () => {
   it('is the main step until the main step marks the state, then the post step', () => {
     const io = new RecordingIO();
