@@ -6,7 +6,11 @@
 import type { Config } from '../../src/config.js';
 import { readConfig } from '../../src/inputs.js';
 import { SecretRegistry } from '../../src/secrets.js';
+import type { StorageSettings } from '../../src/destination.js';
 import type { ListEntry, ObjectStore } from '../../src/storage.js';
+import { openObjectStore } from '../../src/storage.js';
+import type { S3TestServer } from './s3/server.js';
+import { TEST_S3_CREDENTIAL } from './s3/server.js';
 
 /** A run's config from these inputs over a backup into s3://bucket/path with static keys; '' unsets one. */
 export function testConfig(over: Record<string, string> = {}): Config {
@@ -57,3 +61,21 @@ export const noCredentials = (): Error =>
   Object.assign(new Error('Could not load credentials from any providers'), {
     name: 'CredentialsProviderError',
   });
+
+/** Storage settings for the collection s3://bucket/path/ on a test S3 server, with its credential. */
+export function serverSettings(s3: S3TestServer, over: Partial<StorageSettings> = {}): StorageSettings {
+  return {
+    bucket: 'bucket',
+    prefix: 'path/',
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: TEST_S3_CREDENTIAL,
+    ...over,
+  };
+}
+
+/** A real S3 client on bucket `b` of a test S3 server, at the bucket root. */
+export function serverStore(s3: S3TestServer): Promise<ObjectStore> {
+  return openObjectStore({ ...serverSettings(s3), bucket: 'b', prefix: '' });
+}

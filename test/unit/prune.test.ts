@@ -6,12 +6,14 @@ import type { SqlSession } from '../../src/cluster.js';
 import type { Chain, ObjectStore } from '../../src/storage.js';
 import { listChains, openObjectStore, storageErrorText } from '../../src/storage.js';
 import type { S3TestServer } from '../support/s3/server.js';
-import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+import { startS3Server } from '../support/s3/server.js';
 import {
   testConfig as config,
   fakeStore,
   implicitAuth as implicit,
   noCredentials,
+  serverSettings,
+  serverStore,
 } from '../support/store-fakes.js';
 import { seedCollection } from '../support/seed.js';
 
@@ -196,15 +198,7 @@ describe('pruning against the S3 test server', () => {
     s3.resetCounts();
     s3.clearFaults();
   });
-  const store = () =>
-    openObjectStore({
-      bucket: 'b',
-      prefix: '',
-      region: s3.region,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      credentials: TEST_S3_CREDENTIAL,
-    });
+  const store = () => serverStore(s3);
 
   it('deletes whole chains in batches, never a sibling collection or metadata/latest', async () => {
     const subdirs = seedCollection(s3, 'b', 'p', {
@@ -455,15 +449,7 @@ describe('pruneAfterBackup against the S3 test server', () => {
     s3.clearFaults();
     vi.unstubAllEnvs();
   });
-  const settings = (over: Partial<StorageSettings> = {}): StorageSettings => ({
-    bucket: 'bucket',
-    prefix: 'path/',
-    region: s3.region,
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: TEST_S3_CREDENTIAL,
-    ...over,
-  });
+  const settings = (over: Partial<StorageSettings> = {}): StorageSettings => serverSettings(s3, over);
   const withServer = (over: Record<string, string> = {}) =>
     config({ 's3-endpoint': s3.endpoint, 'aws-region': s3.region, ...over });
 

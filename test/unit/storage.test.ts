@@ -1,13 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  isMissingCredentials,
-  listChains,
-  openObjectStore,
-  s3ClientConfig,
-  storageErrorText,
-} from '../../src/storage.js';
+import { isMissingCredentials, listChains, s3ClientConfig, storageErrorText } from '../../src/storage.js';
 import type { S3TestServer } from '../support/s3/server.js';
-import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+import { startS3Server } from '../support/s3/server.js';
+import { serverStore } from '../support/store-fakes.js';
 import { seedCollection } from '../support/seed.js';
 
 describe('S3 client settings', () => {
@@ -43,15 +38,7 @@ describe('storage against the S3 test server', () => {
     s3.resetCounts();
     s3.clearFaults();
   });
-  const store = () =>
-    openObjectStore({
-      bucket: 'b',
-      prefix: '',
-      region: s3.region,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      credentials: TEST_S3_CREDENTIAL,
-    });
+  const store = () => serverStore(s3);
 
   it.each([
     [30, 2000],

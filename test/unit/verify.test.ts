@@ -14,12 +14,13 @@ import { openObjectStore } from '../../src/storage.js';
 import type { VerifyInput } from '../../src/verify.js';
 import { verifyBackup, verifyLayerObjects } from '../../src/verify.js';
 import type { S3TestServer } from '../support/s3/server.js';
-import { startS3Server, TEST_S3_CREDENTIAL } from '../support/s3/server.js';
+import { startS3Server } from '../support/s3/server.js';
 import {
   testConfig as config,
   fakeStore,
   implicitAuth as implicit,
   noCredentials,
+  serverSettings,
 } from '../support/store-fakes.js';
 import { sqlError } from '../support/fakes.js';
 
@@ -209,15 +210,7 @@ describe('against the S3 test server', () => {
     s3.clearFaults();
     vi.unstubAllEnvs();
   });
-  const settings = (over: Partial<StorageSettings> = {}): StorageSettings => ({
-    bucket: 'bucket',
-    prefix: 'path/',
-    region: s3.region,
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: TEST_S3_CREDENTIAL,
-    ...over,
-  });
+  const settings = (over: Partial<StorageSettings> = {}): StorageSettings => serverSettings(s3, over);
   const withServer = (over: Record<string, string> = {}) =>
     config({ 's3-endpoint': s3.endpoint, 'aws-region': s3.region, ...over });
 
